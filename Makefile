@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_DEV := $(VENV)/.stamp-dev
+EXAMPLE_SOLVER := resources/examples/lenet/lenet_solver.prototxt
+
+.PHONY: run test lint proto venv clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(STAMP_RUN)
+
+venv: $(STAMP_DEV)
+
+run: $(STAMP_RUN)
+	$(BIN)/brewnet train -solver $(EXAMPLE_SOLVER)
+
+test: $(STAMP_DEV)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check .
+
+proto: $(STAMP_DEV)
+	cd engine/proto && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. caffe.proto
+
+bench: $(STAMP_DEV)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,240 @@
+"""Blob: an N-D array of data and its gradient (diff), as in Caffe.
+
+`data` and `diff` are writable NumPy views shaped like the blob (pycaffe's
+semantics). Memory is reused when a reshape fits in the current capacity; new
+memory starts at zero, so a blob that receives no gradient keeps a zero diff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from engine.proto import caffe_pb2
+from engine.syncedmem import SyncedMemory
+
+MAX_BLOB_AXES = 32
+
+
+class Blob:
+    def __init__(self, shape: Sequence[int] = (), dtype=np.float32) -> None:
+        self.dtype = np.dtype(dtype)
+        self._shape: list[int] = []
+        self._count = 0
+        self._capacity = 0
+        self._data = SyncedMemory(0, self.dtype)
+        self._diff = SyncedMemory(0, self.dtype)
+        if len(shape):
+            self.reshape(shape)
+
+    # -- shape
+    def reshape(self, *shape) -> None:
+        """Reshape; accepts a sequence or separate ints (pycaffe: blob.reshape(1, 3, 4, 4))."""
+        if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
+            shape = tuple(shape[0])
+        dims = [int(d) for d in shape]
+        if len(dims) > MAX_BLOB_AXES:
+            raise ValueError(f"blob has {len(dims)} axes; at most {MAX_BLOB_AXES} allowed")
+        if any(d < 0 for d in dims):
+            raise ValueError(f"blob shape {dims} has a negative dimension")
+        count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        self._shape = dims
+        self._count = count
+        if count > self._capacity:
+            self._capacity = count
+            self._data = SyncedMemory(count, self.dtype)
+            self._diff = SyncedMemory(count, self.dtype)
+
+    def reshape_like(self, other: Blob) -> None:
+        self.reshape(other.shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._shape)
+
+    def shape_at(self, axis: int) -> int:
+        return self._shape[self.canonical_axis_index(axis)]
+
+    @property
+    def num_axes(self) -> int:
+        return len(self._shape)
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def count_range(self, start: int, end: int | None = None) -> int:
+        """Product of dims in [start, end) (Caffe's count(start, end))."""
+        end = self.num_axes if end is None else end
+        return int(np.prod(self._shape[start:end], dtype=np.int64)) if end > start else 1
+
+    def canonical_axis_index(self, axis: int) -> int:
+        n = self.num_axes
+        if not -n <= axis < max(n, 1):
+            raise IndexError(f"axis {axis} out of range for a {n}-D blob of shape {self.shape}")
+        return axis + n if axis < 0 else axis
+
+    def _legacy(self, index: int) -> int:
+        if self.num_axes > 4:
+            raise ValueError("legacy accessors need a blob with at most 4 axes")
+        if index >= self.num_axes:
+            return 1
+        return self._shape[index]
+
+    @property
+    def num(self) -> int:
+        return self._legacy(0)
+
+    @property
+    def channels(self) -> int:
+        return self._legacy(1)
+
+    @property
+    def height(self) -> int:
+        return self._legacy(2)
+
+    @property
+    def width(self) -> int:
+        return self._legacy(3)
+
+    # -- memory
+    def _view(self, flat: np.ndarray) -> np.ndarray:
+        return flat[: self._count].reshape(self._shape)
+
+    @property
+    def data(self) -> np.ndarray:
+        """Writable host view (pycaffe's `blob.data`)."""
+        return self._view(self._data.mutable_cpu_data())
+
+    @data.setter
+    def data(self, value) -> None:
+        self.data[...] = value
+
+    @property
+    def diff(self) -> np.ndarray:
+        return self._view(self._diff.mutable_cpu_data())
+
+    @diff.setter
+    def diff(self, value) -> None:
+        self.diff[...] = value
+
+    def cpu_data(self) -> np.ndarray:
+        """Read-only intent host view (no device invalidation)."""
+        return self._view(self._data.cpu_data())
+
+    def cpu_diff(self) -> np.ndarray:
+        return self._view(self._diff.cpu_data())
+
+    def mutable_cpu_data(self) -> np.ndarray:
+        return self.data
+
+    def mutable_cpu_diff(self) -> np.ndarray:
+        return self.diff
+
+    def gpu_data(self):
+        return self._data.gpu_data()[: self._count]
+
+    def gpu_diff(self):
+        return self._diff.gpu_data()[: self._count]
+
+    def mutable_gpu_data(self):
+        return self._data.mutable_gpu_data()[: self._count]
+
+    def mutable_gpu_diff(self):
+        return self._diff.mutable_gpu_data()[: self._count]
+
+    @property
+    def data_memory(self) -> SyncedMemory:
+        return self._data
+
+    @property
+    def diff_memory(self) -> SyncedMemory:
+        return self._diff
+
+    def share_data(self, other: Blob) -> None:
+        """Use `other`'s data memory (Caffe's ShareData); counts must match."""
+        if other.count != self.count:
+            raise ValueError(f"share_data: count {self.count} != {other.count}")
+        self._data = other._data
+
+    def share_diff(self, other: Blob) -> None:
+        if other.count != self.count:
+            raise ValueError(f"share_diff: count {self.count} != {other.count}")
+        self._diff = other._diff
+
+    # -- arithmetic used by solvers and Net
+    def update(self) -> None:
+        """data -= diff (Caffe's Blob::Update)."""
+        if self._count:
+            self.data[...] -= self.cpu_diff()
+
+    def asum_data(self) -> float:
+        return float(np.abs(self.cpu_data()).sum(dtype=np.float64)) if self._count else 0.0
+
+    def asum_diff(self) -> float:
+        return float(np.abs(self.cpu_diff()).sum(dtype=np.float64)) if self._count else 0.0
+
+    def sumsq_data(self) -> float:
+        d = self.cpu_data().astype(np.float64, copy=False)
+        return float(np.dot(d.ravel(), d.ravel())) if self._count else 0.0
+
+    def sumsq_diff(self) -> float:
+        d = self.cpu_diff().astype(np.float64, copy=False)
+        return float(np.dot(d.ravel(), d.ravel())) if self._count else 0.0
+
+    def scale_data(self, factor: float) -> None:
+        if self._count:
+            self.data[...] *= factor
+
+    def scale_diff(self, factor: float) -> None:
+        if self._count:
+            self.diff[...] *= factor
+
+    # -- proto
+    def shape_equals(self, proto: caffe_pb2.BlobProto) -> bool:
+        return list(self._shape) == proto_shape(proto)
+
+    def from_proto(self, proto: caffe_pb2.BlobProto, reshape: bool = True) -> None:
+        """Load data (and diff when present) from a BlobProto, legacy 4-D shapes included."""
+        shape = proto_shape(proto)
+        if reshape:
+            self.reshape(shape)
+        elif list(self._shape) != shape:
+            raise ValueError(f"shape mismatch: blob {self.shape} vs proto {tuple(shape)}")
+        if proto.double_data:
+            src = np.asarray(proto.double_data, dtype=np.float64)
+        else:
+            src = np.asarray(proto.data, dtype=np.float32)
+        if src.size != self._count:
+            raise ValueError(
+                f"BlobProto holds {src.size} values but its shape {tuple(shape)} needs {self._count}"
+            )
+        self.data[...] = src.reshape(self._shape)
+        diff = proto.double_diff or proto.diff
+        if len(diff):
+            dtype = np.float64 if proto.double_diff else np.float32
+            self.diff[...] = np.asarray(diff, dtype=dtype).reshape(self._shape)
+
+    def to_proto(self, write_diff: bool = False) -> caffe_pb2.BlobProto:
+        proto = caffe_pb2.BlobProto()
+        proto.shape.dim.extend(self._shape)
+        if self.dtype == np.float64:
+            proto.double_data.extend(self.cpu_data().ravel().tolist())
+            if write_diff:
+                proto.double_diff.extend(self.cpu_diff().ravel().tolist())
+        else:
+            proto.data.extend(self.cpu_data().ravel().tolist())
+            if write_diff:
+                proto.diff.extend(self.cpu_diff().ravel().tolist())
+        return proto
+
+    def __repr__(self) -> str:
+        return f"Blob(shape={self.shape}, dtype={self.dtype.name})"
+
+
+def proto_shape(proto: caffe_pb2.BlobProto) -> list[int]:
+    """A BlobProto's shape; legacy num/channels/height/width win when any is set, as in Caffe."""
+    if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
+        return [proto.num, proto.channels, proto.height, proto.width]
+    return [int(d) for d in proto.shape.dim]

@@ -1,0 +1,1 @@
+"""Command-line verbs, one module per group (see engine/cli.py)."""
