@@ -1,0 +1,1 @@
+"""Compute kernels, grouped by device (cpu/ now; gpu/ later)."""
