@@ -1,0 +1,32 @@
+"""AdaDelta: step sizes from the ratio of update and gradient running RMS values."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.blob import Blob
+from engine.solvers.sgd import SGDSolver
+
+
+class AdaDeltaSolver(SGDSolver):
+    type_name = "AdaDelta"
+
+    def pre_solve(self) -> None:
+        super().pre_solve()
+        # Caffe appends a second set: the history of squared updates.
+        self.history += [Blob(p.shape, dtype=p.dtype) for p in self.net.learnable_params]
+
+    def compute_update_value(self, param_id: int, rate: float) -> None:
+        param = self.net.learnable_params[param_id]
+        dtype = param.dtype.type
+        momentum = dtype(np.float32(self.param.momentum))
+        delta = dtype(np.float32(self.param.delta))
+        offset = len(self.net.learnable_params)
+        grad_hist = self.history[param_id].data
+        update_hist = self.history[offset + param_id].data
+        diff = param.diff
+        grad_hist[...] = (dtype(1) - momentum) * (diff * diff) + momentum * grad_hist
+        ratio = np.sqrt((update_hist + delta) / (grad_hist + delta))
+        diff *= ratio
+        update_hist[...] = (dtype(1) - momentum) * (diff * diff) + momentum * update_hist
+        diff *= self.local_rate(param_id, rate)

@@ -1,0 +1,35 @@
+"""Adam: bias-corrected first and second moment estimates (Kingma & Ba), as Caffe."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.blob import Blob
+from engine.solvers.sgd import SGDSolver
+
+
+class AdamSolver(SGDSolver):
+    type_name = "Adam"
+
+    def pre_solve(self) -> None:
+        super().pre_solve()
+        # history[i] holds m, history[N + i] holds v.
+        self.history += [Blob(p.shape, dtype=p.dtype) for p in self.net.learnable_params]
+
+    def compute_update_value(self, param_id: int, rate: float) -> None:
+        param = self.net.learnable_params[param_id]
+        dtype = param.dtype.type
+        beta1 = dtype(np.float32(self.param.momentum))
+        beta2 = dtype(np.float32(self.param.momentum2))
+        eps_hat = dtype(np.float32(self.param.delta))
+        offset = len(self.net.learnable_params)
+        m = self.history[param_id].data
+        v = self.history[offset + param_id].data
+        diff = param.diff
+        t = self.iter + 1
+        correction = dtype(math.sqrt(1.0 - float(beta2) ** t) / (1.0 - float(beta1) ** t))
+        m[...] = (dtype(1) - beta1) * diff + beta1 * m
+        v[...] = (dtype(1) - beta2) * (diff * diff) + beta2 * v
+        diff[...] = self.local_rate(param_id, rate) * correction * (m / (np.sqrt(v) + eps_hat))

@@ -1,0 +1,21 @@
+"""SGD with momentum: history = local_rate * grad + momentum * history; step = history."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.solvers.solver import Solver
+
+
+class SGDSolver(Solver):
+    type_name = "SGD"
+
+    def compute_update_value(self, param_id: int, rate: float) -> None:
+        param = self.net.learnable_params[param_id]
+        history = self.history[param_id].data
+        dtype = param.dtype.type
+        momentum = dtype(np.float32(self.param.momentum))
+        diff = param.diff
+        history *= momentum
+        history += self.local_rate(param_id, rate) * diff
+        diff[...] = history
