@@ -1,5 +1,7 @@
 """Tiny nets for solver tests: an Input layer whose data the test fills once."""
 
+import types
+
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -43,6 +45,12 @@ def fill_inputs(net, seed: int = 3) -> None:
     rng = np.random.default_rng(seed)
     net.blobs["data"].data[...] = rng.normal(size=(4, 3))
     net.blobs["target"].data[...] = rng.normal(size=(4, 2))
+
+
+@pytest.fixture
+def tiny():
+    """The tiny net's solver parameters and input filler, for tests that build solvers themselves."""
+    return types.SimpleNamespace(solver_param=solver_param, fill_inputs=fill_inputs)
 
 
 @pytest.fixture

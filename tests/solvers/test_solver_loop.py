@@ -8,27 +8,26 @@ import pytest
 
 from engine import solvers
 from engine.proto import caffe_pb2
-from tests.solvers.conftest import fill_inputs, solver_param
 
 
 def _weights(solver):
     return [p.data.copy() for p in solver.net.learnable_params]
 
 
-def test_random_seed_reproduces_bit_for_bit():
+def test_random_seed_reproduces_bit_for_bit(tiny):
     runs = []
     for _ in range(2):
-        s = solvers.SGDSolver(solver_param(type="SGD", momentum=0.9))
-        fill_inputs(s.net)
+        s = solvers.SGDSolver(tiny.solver_param(type="SGD", momentum=0.9))
+        tiny.fill_inputs(s.net)
         s.step(4)
         runs.append(_weights(s))
     for a, b in zip(*runs, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_smoothed_loss_is_running_mean():
-    s = solvers.SGDSolver(solver_param(type="SGD", average_loss=3))
-    fill_inputs(s.net)
+def test_smoothed_loss_is_running_mean(tiny):
+    s = solvers.SGDSolver(tiny.solver_param(type="SGD", average_loss=3))
+    tiny.fill_inputs(s.net)
     seen = []
 
     class Watch:
@@ -45,12 +44,12 @@ def test_smoothed_loss_is_running_mean():
     assert all(r.learning_rate == pytest.approx(0.1) for r in seen)
 
 
-def test_iter_size_matches_single_big_batch():
+def test_iter_size_matches_single_big_batch(tiny):
     """Two half batches with iter_size 2 give the same update as one full batch."""
-    p_full = solver_param(type="SGD", momentum=0.0)
+    p_full = tiny.solver_param(type="SGD", momentum=0.0)
     full = solvers.SGDSolver(p_full)
-    fill_inputs(full.net)
-    p_half = solver_param(type="SGD", momentum=0.0, iter_size=2)
+    tiny.fill_inputs(full.net)
+    p_half = tiny.solver_param(type="SGD", momentum=0.0, iter_size=2)
     p_half.net_param.layer[0].input_param.shape[0].dim[0] = 2
     p_half.net_param.layer[0].input_param.shape[1].dim[0] = 2
     half = solvers.SGDSolver(p_half)
@@ -59,10 +58,6 @@ def test_iter_size_matches_single_big_batch():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
     chunks = iter([(x[:2], y[:2]), (x[2:], y[2:])])
-
-    class Feed:
-        def __init__(self, net):
-            self.net = net
 
     original = half.net.forward_backward
 
@@ -83,23 +78,23 @@ def test_iter_size_matches_single_big_batch():
 
 @pytest.mark.parametrize("kind", ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])
 @pytest.mark.parametrize("fmt", [caffe_pb2.SolverParameter.BINARYPROTO, caffe_pb2.SolverParameter.HDF5])
-def test_snapshot_restore_continues_exactly(tmp_path, kind, fmt):
+def test_snapshot_restore_continues_exactly(tiny, tmp_path, kind, fmt):
     extra = {"momentum": 0.9} if kind in ("SGD", "Nesterov", "AdaDelta", "Adam") else {}
     prefix = str(tmp_path / "snap" / "tiny")
-    straight = solvers.solver_class(kind)(solver_param(type=kind, **extra))
-    fill_inputs(straight.net)
+    straight = solvers.solver_class(kind)(tiny.solver_param(type=kind, **extra))
+    tiny.fill_inputs(straight.net)
     straight.step(6)
 
-    first = solvers.solver_class(kind)(solver_param(type=kind, snapshot_prefix=prefix,
+    first = solvers.solver_class(kind)(tiny.solver_param(type=kind, snapshot_prefix=prefix,
                                                      snapshot_format=fmt, **extra))
-    fill_inputs(first.net)
+    tiny.fill_inputs(first.net)
     first.step(3)
     model, state = first.snapshot()
     assert os.path.exists(model) and os.path.exists(state)
     assert model.endswith("_iter_3.caffemodel" + (".h5" if fmt == caffe_pb2.SolverParameter.HDF5 else ""))
 
-    resumed = solvers.solver_class(kind)(solver_param(type=kind, random_seed=99, **extra))
-    fill_inputs(resumed.net)
+    resumed = solvers.solver_class(kind)(tiny.solver_param(type=kind, random_seed=99, **extra))
+    tiny.fill_inputs(resumed.net)
     resumed.restore(state)
     assert resumed.iter == 3
     resumed.step(3)
@@ -109,11 +104,11 @@ def test_snapshot_restore_continues_exactly(tmp_path, kind, fmt):
     assert not glob.glob(str(tmp_path / "snap" / ".tmp*"))
 
 
-def test_snapshot_every_n_and_after_train(tmp_path):
+def test_snapshot_every_n_and_after_train(tiny, tmp_path):
     prefix = str(tmp_path / "run")
-    s = solvers.SGDSolver(solver_param(type="SGD", snapshot=4, snapshot_prefix=prefix, max_iter=10,
+    s = solvers.SGDSolver(tiny.solver_param(type="SGD", snapshot=4, snapshot_prefix=prefix, max_iter=10,
                                        snapshot_after_train=True))
-    fill_inputs(s.net)
+    tiny.fill_inputs(s.net)
     s.solve()
     names = sorted(os.path.basename(f) for f in glob.glob(prefix + "_iter_*"))
     assert names == [
@@ -122,11 +117,11 @@ def test_snapshot_every_n_and_after_train(tmp_path):
     ]
 
 
-def test_stop_request_finishes_iteration_and_snapshots(tmp_path):
+def test_stop_request_finishes_iteration_and_snapshots(tiny, tmp_path):
     prefix = str(tmp_path / "run")
-    s = solvers.SGDSolver(solver_param(type="SGD", snapshot_prefix=prefix, max_iter=100,
+    s = solvers.SGDSolver(tiny.solver_param(type="SGD", snapshot_prefix=prefix, max_iter=100,
                                        snapshot_after_train=True))
-    fill_inputs(s.net)
+    tiny.fill_inputs(s.net)
     calls = {"n": 0}
 
     def action():
@@ -139,13 +134,13 @@ def test_stop_request_finishes_iteration_and_snapshots(tmp_path):
     assert os.path.exists(prefix + "_iter_3.solverstate")
 
 
-def test_test_nets_share_weights_and_average_outputs():
-    p = solver_param(type="SGD", test_interval=2, max_iter=4)
+def test_test_nets_share_weights_and_average_outputs(tiny):
+    p = tiny.solver_param(type="SGD", test_interval=2, max_iter=4)
     p.test_iter.append(3)
     p.test_initialization = False
     s = solvers.SGDSolver(p)
-    fill_inputs(s.net)
-    fill_inputs(s.test_nets[0])
+    tiny.fill_inputs(s.net)
+    tiny.fill_inputs(s.test_nets[0])
     records = []
 
     class Watch:
@@ -162,17 +157,17 @@ def test_test_nets_share_weights_and_average_outputs():
     assert records[-1].outputs[0].loss_weight == 1
 
 
-def test_nan_names_the_first_layer():
-    s = solvers.SGDSolver(solver_param(type="SGD", base_lr=1e30))
-    fill_inputs(s.net)
+def test_nan_names_the_first_layer(tiny):
+    s = solvers.SGDSolver(tiny.solver_param(type="SGD", base_lr=1e30))
+    tiny.fill_inputs(s.net)
     with pytest.raises(solvers.TrainingDivergedError, match="ip"):
         s.step(20)
 
 
-def test_get_solver_reads_type_from_file(tmp_path):
+def test_get_solver_reads_type_from_file(tiny, tmp_path):
     from engine.io import write_solver_prototxt
 
     path = tmp_path / "solver.prototxt"
-    write_solver_prototxt(solver_param(type="Adam"), str(path))
+    write_solver_prototxt(tiny.solver_param(type="Adam"), str(path))
     s = solvers.get_solver(str(path))
     assert isinstance(s, solvers.AdamSolver)

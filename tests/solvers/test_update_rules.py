@@ -119,15 +119,14 @@ def test_clip_gradients_scales_global_norm(make_solver):
         np.testing.assert_allclose(p.data, weights[i] - lr * grads[i] * 0.01 / norm, rtol=1e-5, atol=1e-7)
 
 
-def test_lr_mult_zero_never_changes():
+def test_lr_mult_zero_never_changes(tiny):
     from engine import solvers
-    from tests.solvers.conftest import fill_inputs, solver_param
 
-    p = solver_param(type="SGD", momentum=0.9, weight_decay=0.01)
+    p = tiny.solver_param(type="SGD", momentum=0.9, weight_decay=0.01)
     p.net_param.layer[1].param[0].lr_mult = 0
     p.net_param.layer[1].param[1].lr_mult = 0
     s = solvers.SGDSolver(p)
-    fill_inputs(s.net)
+    tiny.fill_inputs(s.net)
     before = [b.data.copy() for b in s.net.params["ip1"]]
     s.step(5)
     for b, old in zip(s.net.params["ip1"], before, strict=True):
