@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_DEV := $(VENV)/.stamp-dev
-EXAMPLE_SOLVER := resources/examples/lenet/lenet_solver.prototxt
+EXAMPLE_SOLVER := resources/examples/lenet/lenet_quick_solver.prototxt
+MNIST := resources/data/mnist
+MNIST_DBS := $(MNIST)/mnist_train_lmdb $(MNIST)/mnist_test_lmdb
 
-.PHONY: run test lint proto venv clean bench
+.PHONY: run test lint proto venv clean bench data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +24,16 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP_DEV)
 
-run: $(STAMP_RUN)
+# The bundled MNIST subset ships as IDX files; its LMDBs are built on first use.
+$(MNIST)/mnist_train_lmdb: | $(STAMP_RUN)
+	$(BIN)/brewnet convert_mnist_data $(MNIST)/train-images-idx3-ubyte.gz $(MNIST)/train-labels-idx1-ubyte.gz $@
+
+$(MNIST)/mnist_test_lmdb: | $(STAMP_RUN)
+	$(BIN)/brewnet convert_mnist_data $(MNIST)/t10k-images-idx3-ubyte.gz $(MNIST)/t10k-labels-idx1-ubyte.gz $@
+
+data: $(MNIST_DBS)
+
+run: $(STAMP_RUN) $(MNIST_DBS)
 	$(BIN)/brewnet train -solver $(EXAMPLE_SOLVER)
 
 test: $(STAMP_DEV)
