@@ -11,6 +11,7 @@ from engine import common
 from engine.errors import BrewnetError
 from engine.logsetup import setup_logging
 from engine.proto import caffe_pb2
+from engine.solvers.metrics import JsonlMetricsWriter
 from engine.tools.flags import Flag, parse_flags, usage
 
 log = logging.getLogger("brewnet.caffe")
@@ -28,6 +29,7 @@ TRAIN_FLAGS = COMMON + [
     Flag("sighup_effect", "snapshot", "on SIGHUP: snapshot, stop or none"),
     Flag("iterations", 0, "ignored by train (caffe accepts it)"),
     Flag("model", "", "ignored by train (caffe accepts it)"),
+    Flag("metrics", "", "JSON-lines metrics file (default: SNAPSHOT_PREFIX.metrics.jsonl)"),
 ]
 TEST_FLAGS = COMMON + [
     Flag("model", "", "the net prototxt"),
@@ -117,9 +119,15 @@ def train(argv: list[str]) -> int:
     _set_mode(values["gpu"], param)
     log.info("Starting Optimization")
     solver = solver_class(param.type)(param)
-    with _SignalActions(values["sigint_effect"], values["sighup_effect"]) as signals:
-        solver.set_action_function(signals.action)
-        solver.solve(values["snapshot"] or None)
+    metrics = JsonlMetricsWriter(values["metrics"] or f"{param.snapshot_prefix}.metrics.jsonl")
+    log.info("Writing metrics to %s", metrics.path)
+    solver.add_observer(metrics)
+    try:
+        with _SignalActions(values["sigint_effect"], values["sighup_effect"]) as signals:
+            solver.set_action_function(signals.action)
+            solver.solve(values["snapshot"] or None)
+    finally:
+        metrics.close()
     return 0
 
 
