@@ -9,6 +9,7 @@ Shapes are propagated with Caffe's own size formulas, written out here independe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import os
 from collections import Counter
@@ -234,6 +235,21 @@ def test_every_prototxt_parses(rel):
         assert msg.name and len(msg.layer) > 0
         # modern format only: no V1 'layers' blocks
         assert len(msg.layers) == 0
+
+
+def test_generated_files_match_generator(tmp_path, monkeypatch):
+    """The committed long files are exactly what resources/examples/_generate.py writes."""
+    script = os.path.join(EXAMPLES, "_generate.py")
+    spec = importlib.util.spec_from_file_location("_examples_generate", script)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    monkeypatch.setattr(gen, "HERE", str(tmp_path))
+    gen.main()
+    written = sorted(os.path.relpath(os.path.join(r, f), tmp_path)
+                     for r, _d, fs in os.walk(tmp_path) for f in fs)
+    assert len(written) == 8
+    for rel in written:
+        assert (tmp_path / rel).read_text() == read_text(rel), rel
 
 
 def test_readme_mentions_every_example_dir():
