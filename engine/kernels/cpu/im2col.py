@@ -1,0 +1,132 @@
+"""im2col / col2im for up to 3 spatial axes, in Caffe's column layout.
+
+A column buffer row is (channel, kernel offset...) in row-major order, and a
+column is an output position in row-major order, as Caffe's im2col_cpu and
+im2col_nd_cpu lay them out. Fewer than 3 spatial axes are handled by padding
+the geometry with leading singleton axes (kernel 1, pad 0, stride 1), which
+adds no work. col2im accumulates in Caffe's loop order, so float sums match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _im2col3(img, k0, k1, k2, p0, p1, p2, s0, s1, s2, d0, d1, d2, col):
+    n, chans, size0, size1, size2 = img.shape
+    o0 = col.shape[2]
+    o1 = col.shape[3]
+    o2 = col.shape[4]
+    for b in range(n):
+        for c in range(chans):
+            row = c * k0 * k1 * k2
+            for i in range(k0):
+                for j in range(k1):
+                    for k in range(k2):
+                        for z in range(o0):
+                            iz = z * s0 - p0 + i * d0
+                            zin = iz >= 0 and iz < size0
+                            for y in range(o1):
+                                iy = y * s1 - p1 + j * d1
+                                yin = zin and iy >= 0 and iy < size1
+                                for x in range(o2):
+                                    ix = x * s2 - p2 + k * d2
+                                    if yin and ix >= 0 and ix < size2:
+                                        col[b, row, z, y, x] = img[b, c, iz, iy, ix]
+                                    else:
+                                        col[b, row, z, y, x] = 0.0
+                        row += 1
+
+
+@njit(cache=True)
+def _col2im3(col, k0, k1, k2, p0, p1, p2, s0, s1, s2, d0, d1, d2, img):
+    n, chans, size0, size1, size2 = img.shape
+    o0 = col.shape[2]
+    o1 = col.shape[3]
+    o2 = col.shape[4]
+    for b in range(n):
+        img[b] = 0.0
+        for c in range(chans):
+            row = c * k0 * k1 * k2
+            for i in range(k0):
+                for j in range(k1):
+                    for k in range(k2):
+                        for z in range(o0):
+                            iz = z * s0 - p0 + i * d0
+                            if iz < 0 or iz >= size0:
+                                continue
+                            for y in range(o1):
+                                iy = y * s1 - p1 + j * d1
+                                if iy < 0 or iy >= size1:
+                                    continue
+                                for x in range(o2):
+                                    ix = x * s2 - p2 + k * d2
+                                    if ix >= 0 and ix < size2:
+                                        img[b, c, iz, iy, ix] += col[b, row, z, y, x]
+                        row += 1
+
+
+def _pad3(values: Sequence[int], fill: int) -> list[int]:
+    return [fill] * (3 - len(values)) + [int(v) for v in values]
+
+
+def _gather_index(spatial, kernel, pad, stride, dilation, out) -> tuple[np.ndarray, np.ndarray]:
+    """For more than 3 spatial axes: flat image index per (kernel offset, output) and its validity."""
+    koff = np.indices(kernel).reshape(len(kernel), -1)  # (nd, K)
+    opos = np.indices(out).reshape(len(out), -1)  # (nd, P)
+    flat = np.zeros((koff.shape[1], opos.shape[1]), dtype=np.int64)
+    valid = np.ones_like(flat, dtype=bool)
+    for a in range(len(spatial)):
+        coord = opos[a][None, :] * stride[a] - pad[a] + koff[a][:, None] * dilation[a]
+        valid &= (coord >= 0) & (coord < spatial[a])
+        flat = flat * spatial[a] + coord
+    return np.where(valid, flat, 0), valid
+
+
+def im2col(img: np.ndarray, kernel, pad, stride, dilation, out, col: np.ndarray) -> None:
+    """img (n, C, *spatial) -> col (n, C*prod(kernel), *out); every argument per spatial axis."""
+    nd = img.ndim - 2
+    if nd <= 3:
+        shape5 = img.shape[:2] + tuple(_pad3(img.shape[2:], 1))
+        cshape5 = col.shape[:2] + tuple(_pad3(out, 1))
+        _im2col3(
+            np.ascontiguousarray(img).reshape(shape5),
+            *_pad3(kernel, 1), *_pad3(pad, 0), *_pad3(stride, 1), *_pad3(dilation, 1),
+            col.reshape(cshape5),
+        )
+        return
+    idx, valid = _gather_index(img.shape[2:], kernel, pad, stride, dilation, out)
+    n, chans = img.shape[:2]
+    flat = img.reshape(n, chans, -1)
+    gathered = flat[:, :, idx] * valid  # (n, C, K, P)
+    col.reshape(n, chans, idx.shape[0], idx.shape[1])[...] = gathered
+
+
+def col2im(col: np.ndarray, kernel, pad, stride, dilation, out, img: np.ndarray) -> None:
+    """Inverse scatter of im2col: img (n, C, *spatial) = sum of col entries (overwrites img)."""
+    nd = img.ndim - 2
+    if nd <= 3:
+        shape5 = img.shape[:2] + tuple(_pad3(img.shape[2:], 1))
+        cshape5 = col.shape[:2] + tuple(_pad3(out, 1))
+        if not img.flags.c_contiguous:
+            raise ValueError("col2im needs a C-contiguous image buffer")
+        _col2im3(
+            np.ascontiguousarray(col).reshape(cshape5),
+            *_pad3(kernel, 1), *_pad3(pad, 0), *_pad3(stride, 1), *_pad3(dilation, 1),
+            img.reshape(shape5),
+        )
+        return
+    idx, valid = _gather_index(img.shape[2:], kernel, pad, stride, dilation, out)
+    n, chans = img.shape[:2]
+    size = int(np.prod(img.shape[2:]))
+    vals = col.reshape(n, chans, idx.shape[0], idx.shape[1])
+    flat = img.reshape(n * chans, size)
+    flat[...] = 0
+    rows = vals.reshape(n * chans, -1)[:, valid.ravel()]
+    target = idx.ravel()[valid.ravel()]
+    for r in range(n * chans):
+        flat[r] = np.bincount(target, weights=rows[r], minlength=size)
