@@ -117,7 +117,8 @@ layer { name: "after" type: "Power" bottom: "l" top: "p" loss_weight: 3 }
         (LOSS_WEIGHT, LOSS_WEIGHT_EXPECTED),
         (NO_SPLIT_LOSSES, NO_SPLIT_LOSSES),
     ],
-    ids=["no-split", "one-to-two", "three-consumers", "two-tops", "in-place", "loss-weight", "no-split-losses"],
+    ids=["no-split", "one-to-two", "three-consumers", "two-tops", "in-place", "loss-weight",
+         "no-split-losses"],
 )
 def test_insert_splits_golden(net_param, given, expected):
     out = insert_splits(net_param(given))
@@ -151,7 +152,8 @@ def test_loss_weight_on_second_top_counts_split_from_one(net_param):
 
 
 def test_unknown_bottom_names_layer_and_blob(net_param):
-    text = 'layer { name: "d" type: "Input" top: "a" } layer { name: "u" type: "ReLU" bottom: "nope" top: "c" }'
+    text = 'layer { name: "d" type: "Input" top: "a" } ' \
+        'layer { name: "u" type: "ReLU" bottom: "nope" top: "c" }'
     with pytest.raises(WiringError, match="'u'.*'nope'") as info:
         insert_splits(net_param(text))
     assert (info.value.layer, info.value.blob) == ("u", "nope")
