@@ -1,0 +1,18 @@
+"""Data layers. Importing this module registers Input, DummyData, MemoryData, Data,
+HDF5Data, HDF5Output and ImageData (WindowData is not provided)."""
+
+from engine.nn import data_core, data_db, data_hdf5, data_image  # noqa: F401  (registration)
+from engine.nn.data_core import DummyDataLayer, InputLayer, MemoryDataLayer
+from engine.nn.data_db import DataLayer
+from engine.nn.data_hdf5 import HDF5DataLayer, HDF5OutputLayer
+from engine.nn.data_image import ImageDataLayer
+
+__all__ = [
+    "DataLayer",
+    "DummyDataLayer",
+    "HDF5DataLayer",
+    "HDF5OutputLayer",
+    "ImageDataLayer",
+    "InputLayer",
+    "MemoryDataLayer",
+]
