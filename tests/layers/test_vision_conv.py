@@ -150,7 +150,12 @@ def test_deconv_forward_is_scatter_of_weights():
 
 @pytest.mark.parametrize(
     "body",
-    ["num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2", "num_output: 3 kernel_size: 2 dilation: 2"],
+    [
+        "num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2",
+        "num_output: 3 kernel_size: 2 dilation: 2",
+        "num_output: 2 kernel_size: 4 stride: 2 pad: 1 group: 2",
+        "num_output: 3 kernel_size: 1 bias_term: false",
+    ],
 )
 def test_deconv_gradient(body):
     layer = conv_layer(body, "Deconvolution")
