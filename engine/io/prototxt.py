@@ -68,7 +68,7 @@ def _scalar_text(fd: FD, value) -> str:
 def _print_message(msg, indent: int, out: list[str]) -> None:
     pad = " " * indent
     for fd, value in msg.ListFields():  # sorted by field number, as C++ ListFields
-        values = value if fd.label == FD.LABEL_REPEATED else [value]
+        values = value if fd.is_repeated else [value]
         for item in values:
             if fd.type in (FD.TYPE_MESSAGE, FD.TYPE_GROUP):
                 out.append(f"{pad}{fd.name} {{\n")

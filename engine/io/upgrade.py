@@ -155,7 +155,7 @@ class _Report:
 def _set_field(msg, name: str, value) -> None:
     """Set a scalar or message field; repeated fields get the value appended (Caffe's add_*)."""
     fd = msg.DESCRIPTOR.fields_by_name[name]
-    if fd.label == fd.LABEL_REPEATED:
+    if fd.is_repeated:
         getattr(msg, name).append(value)
     elif fd.type == fd.TYPE_MESSAGE:
         getattr(msg, name).CopyFrom(value)
