@@ -35,7 +35,8 @@ def test_input_one_shape_per_top_and_count_error():
 def test_dummy_constant_filled_once_others_every_forward():
     layer = make_layer('name: "d" type: "DummyData" top: "c" top: "u" '
                        'dummy_data_param { shape { dim: 2 dim: 3 } '
-                       'data_filler { type: "constant" value: 7 } data_filler { type: "uniform" min: 1 max: 2 } }')
+                       'data_filler { type: "constant" value: 7 } '
+                       'data_filler { type: "uniform" min: 1 max: 2 } }')
     t = tops(2)
     layer.setup([], t)
     assert np.all(t[0].data == 7)
@@ -61,7 +62,8 @@ def test_dummy_legacy_shape_and_default_zero_filler():
     with pytest.raises(WiringError, match="legacy"):
         mixed.setup([], tops(1))
     two_fillers = make_layer('name: "d" type: "DummyData" top: "a" top: "b" top: "c" dummy_data_param { '
-                             'shape { dim: 1 } data_filler { type: "constant" } data_filler { type: "constant" } }')
+                             'shape { dim: 1 } data_filler { type: "constant" } '
+                             'data_filler { type: "constant" } }')
     with pytest.raises(WiringError, match="data fillers"):
         two_fillers.setup([], tops(3))
 

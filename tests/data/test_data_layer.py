@@ -122,7 +122,8 @@ def test_encoded_png_datums(tmp_path):
 
 
 def test_leveldb_and_missing_source_errors(tmp_path, raw_db):
-    leveldb = make_layer(f'name: "d" type: "Data" top: "data" data_param {{ source: "{raw_db}" batch_size: 1 }}')
+    leveldb = make_layer(f'name: "d" type: "Data" top: "data" '
+                         f'data_param {{ source: "{raw_db}" batch_size: 1 }}')
     with pytest.raises(WiringError, match="LEVELDB is not supported; convert the database to LMDB"):
         leveldb.setup([], tops(1))
     with pytest.raises(WiringError, match="does not exist"):

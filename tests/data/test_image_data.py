@@ -24,7 +24,8 @@ def folder(tmp_path):
 
 
 def image_layer(folder, extra="", batch=2):
-    return make_layer(f'name: "im" type: "ImageData" top: "data" top: "label" phase: TEST image_data_param {{ '
+    return make_layer(f'name: "im" type: "ImageData" top: "data" top: "label" phase: TEST '
+                      'image_data_param { '
                       f'source: "{folder}/list.txt" root_folder: "{folder}/" batch_size: {batch} {extra} }}')
 
 
