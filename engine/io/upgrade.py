@@ -400,13 +400,20 @@ def _upgrade_net_input(p: caffe_pb2.NetParameter, where: str) -> None:
     p.ClearField("input_dim")
 
 
-def _upgrade_batchnorm(p: caffe_pb2.NetParameter) -> None:
-    """UpgradeNetBatchNorm (BVLC master): the 3 old param specs keep their names, lr/decay -> 0."""
+def _upgrade_batchnorm(p: caffe_pb2.NetParameter) -> bool:
+    """UpgradeNetBatchNorm (BVLC master): the 3 old param specs keep their names, lr/decay -> 0.
+
+    The specs stay, so Caffe's predicate stays true; returns whether a value actually changed.
+    """
+    changed = False
     for lay in p.layer:
         if lay.type == "BatchNorm" and len(lay.param) == 3:
             for spec in lay.param:
+                changed |= not (spec.HasField("lr_mult") and spec.lr_mult == 0.0)
+                changed |= not (spec.HasField("decay_mult") and spec.decay_mult == 0.0)
                 spec.lr_mult = 0.0
                 spec.decay_mult = 0.0
+    return changed
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -436,8 +443,7 @@ def upgrade_net_report(
         _upgrade_net_input(net, path)
         report.changed = True
         log.warning("%s: upgraded deprecated net input fields to an Input layer", path)
-    if net_needs_batchnorm_upgrade(net):
-        _upgrade_batchnorm(net)
+    if net_needs_batchnorm_upgrade(net) and _upgrade_batchnorm(net):
         report.changed = True
         log.warning("%s: upgraded BatchNorm layers declaring 3 param specs", path)
     if report.problems:
