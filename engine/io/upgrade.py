@@ -264,6 +264,9 @@ def _upgrade_data_transformation(p: caffe_pb2.NetParameter) -> None:
         if not name:
             continue
         sub = getattr(lay, name)
+        # Caffe takes mutable_*_param() of every such layer: both messages become present.
+        sub.SetInParent()
+        lay.transform_param.SetInParent()
         for f in _TRANSFORM_FIELDS:
             if sub.HasField(f):
                 setattr(lay.transform_param, f, getattr(sub, f))

@@ -400,3 +400,18 @@ def test_current_solver_is_unchanged():
     raw = parse_solver_text('type: "Adam" base_lr: 0.1')
     solver, changed = upgrade_solver(raw)
     assert not changed and solver == raw
+
+
+def test_data_upgrade_touches_every_data_layer_like_caffe():
+    # mutable_data_param()/mutable_transform_param() run for each DATA layer once any needs it
+    text = """
+    layers { name: "a" type: DATA top: "a" data_param { source: "x" crop_size: 3 } }
+    layers { name: "b" type: DATA top: "b" }
+    layers { name: "c" type: RELU bottom: "a" top: "c" }
+    """
+    net = read_net_text(text)
+    a, b, c = net.layer
+    assert a.transform_param.crop_size == 3 and not a.data_param.HasField("crop_size")
+    assert b.HasField("transform_param") and b.HasField("data_param")
+    assert not c.HasField("transform_param")
+    assert net_to_text(net).count("transform_param {\n  }") == 1
