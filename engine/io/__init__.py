@@ -5,6 +5,8 @@ Also pycaffe's `caffe.io` helpers (engine.io.pycaffe_io), re-exported here.
 
 from __future__ import annotations
 
+import importlib
+
 from engine.io import upgrade
 from engine.io.atomic import atomic_path, atomic_write
 from engine.io.binary import (
@@ -56,3 +58,32 @@ __all__ = [
     "write_solver_prototxt",
     "write_solverstate",
 ]
+
+_PYCAFFE_NAMES = (
+    "blobproto_to_array",
+    "array_to_blobproto",
+    "arraylist_to_blobprotovector_str",
+    "blobprotovector_str_to_arraylist",
+    "array_to_datum",
+    "datum_to_array",
+    "Transformer",
+    "load_image",
+    "resize_image",
+    "oversample",
+)
+
+
+def _export_pycaffe_io() -> None:
+    """pycaffe's caffe.io helpers live in engine.io.pycaffe_io (written separately)."""
+    try:
+        module = importlib.import_module("engine.io.pycaffe_io")
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.io.pycaffe_io":
+            raise
+        return
+    for name in _PYCAFFE_NAMES:
+        globals()[name] = getattr(module, name)
+        __all__.append(name)
+
+
+_export_pycaffe_io()
