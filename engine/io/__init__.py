@@ -82,8 +82,9 @@ def _export_pycaffe_io() -> None:
             raise
         return
     for name in _PYCAFFE_NAMES:
-        globals()[name] = getattr(module, name)
-        __all__.append(name)
+        if hasattr(module, name):  # a missing helper must not break `import engine`
+            globals()[name] = getattr(module, name)
+            __all__.append(name)
 
 
 _export_pycaffe_io()
