@@ -134,7 +134,10 @@ def _hint(message: str) -> str:
             enum = caffe_pb2.DESCRIPTOR.pool.FindEnumTypeByName(m.group(1))
         except KeyError:
             return ""
-        return " Expected one of: " + ", ".join(v.name for v in enum.values) + "."
+        names = [v.name for v in enum.values]
+        close = difflib.get_close_matches(m.group(2), names, n=1)
+        guess = f" Did you mean {close[0]}?" if close else ""
+        return f"{guess} Expected one of: " + ", ".join(names) + "."
     return ""
 
 

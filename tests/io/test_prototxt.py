@@ -59,6 +59,7 @@ def test_bad_enum_lists_what_was_expected():
     err = info.value
     assert (err.line, err.column) == (2, 20)
     assert "TRIAN" in err.message and "Expected one of: TRAIN, TEST" in err.message
+    assert "Did you mean TRAIN?" in err.message
 
 
 def test_bad_integer_value_position():
