@@ -202,12 +202,12 @@ class NetSpec:
         return net
 
 
-def to_proto(*tops: Top) -> caffe_pb2.NetParameter:
-    """The net computing these tops; all names automatic."""
+def to_proto(*tops: Top | Function) -> caffe_pb2.NetParameter:
+    """The net computing these tops (or ntop=0 Functions); all names automatic."""
     layers: OrderedDict = OrderedDict()
     autonames: Counter = Counter()
     for top in tops:
-        top.fn._to_proto(layers, {}, autonames)
+        top._to_proto(layers, {}, autonames)
     net = caffe_pb2.NetParameter()
     net.layer.extend(layers.values())
     return net
