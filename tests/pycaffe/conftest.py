@@ -92,6 +92,26 @@ class FailsInSetup(caffe.Layer):
         raise RuntimeError("bad param_str " + repr(self.param_str))
 
 
+class FixedBatch(caffe.Layer):
+    """Data layer (no bottoms): a fixed x and target y = x, the pycaffe way of feeding data."""
+
+    def setup(self, bottom, top):
+        if len(bottom) != 0:
+            raise Exception("FixedBatch takes no bottoms")
+        self.x = np.linspace(-1, 1, 6).reshape(2, 3)
+
+    def reshape(self, bottom, top):
+        top[0].reshape(2, 3)
+        top[1].reshape(2, 3)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = self.x
+        top[1].data[...] = self.x
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+
+
 class NotALayer:
     pass
 '''

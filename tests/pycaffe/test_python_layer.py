@@ -113,6 +113,29 @@ def test_trained_params_round_trip_through_caffemodel(user_module, tmp_path):
     assert len(layer.user_layer.blobs) == 1 and layer.blobs is layer.user_layer.blobs
 
 
+def test_solver_learns_the_user_blob(user_module, tmp_path):
+    net_text = f"""
+layer {{ name: "batch" type: "Python" top: "x" top: "y"
+        python_param {{ module: "{user_module}" layer: "FixedBatch" }} }}
+layer {{ name: "scale" type: "Python" bottom: "x" top: "wx"
+        python_param {{ module: "{user_module}" layer: "ScaleByParam" param_str: "3" }} }}
+layer {{ name: "loss" type: "EuclideanLoss" bottom: "wx" bottom: "y" top: "loss" }}
+"""
+    (tmp_path / "train.prototxt").write_text(net_text)
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "{tmp_path / "train.prototxt"}"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 10\n'
+        'display: 0\nsnapshot_after_train: false\n'
+    )
+    solver = caffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+    w = solver.net.params["scale"][0]
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    # Loss sum((w - 1)^2 x^2) / 4, so dL/dw = (w - 1) * sum(x^2) / 2 and each SGD step
+    # multiplies (w - 1) by (1 - lr * sum(x^2) / 2).
+    factor = 1 - 0.1 * np.sum(x ** 2) / 2
+    solver.step(3)
+    assert w.data[0] == pytest.approx(1 + 2 * factor ** 3, rel=1e-5)
+
+
 def test_gradient_check(user_module):
     layer = create_layer(_python_param(user_module, "CubePlusBias"))
     rng = np.random.default_rng(5)
@@ -188,3 +211,15 @@ def test_blobs_is_read_only_and_add_blob_checks_dims():
         user.blobs.add_blob(2.5)
     with pytest.raises(NotImplementedError, match="forward"):
         user.forward([], [])
+
+
+def test_user_error_during_net_forward_keeps_its_type(user_module):
+    text = f"""
+layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 3 }} }} }}
+layer {{ name: "boom" type: "Python" bottom: "data" top: "out"
+        python_param {{ module: "{user_module}" layer: "FailsInForward" }} }}
+"""
+    net = caffe.Net(read_net_text(text), caffe.TEST)
+    with pytest.raises(ValueError, match="'boom'.*user forward exploded"):
+        net.forward()
+    assert "Python" in caffe.layer_type_list()
