@@ -132,13 +132,13 @@ class Transformer:
         self.mean: dict[str, np.ndarray] = {}
         self.input_scale: dict[str, float] = {}
 
-    def _check_input(self, in_: str) -> None:
+    def __check_input(self, in_: str) -> None:  # pycaffe subclasses call _Transformer__check_input
         if in_ not in self.inputs:
             raise ValueError(f"{in_!r} is not one of the net inputs: {list(self.inputs)}")
 
     def preprocess(self, in_: str, data: np.ndarray) -> np.ndarray:
         """One H x W x K image -> the K x H x W float32 array the net input expects."""
-        self._check_input(in_)
+        self.__check_input(in_)
         caffe_in = np.array(data, dtype=np.float32)  # a copy: the caller's image is never modified
         transpose = self.transpose.get(in_)
         channel_swap = self.channel_swap.get(in_)
@@ -162,7 +162,7 @@ class Transformer:
 
     def deprocess(self, in_: str, data: np.ndarray) -> np.ndarray:
         """Invert preprocess (except the resize) on one blob item; singleton axes are squeezed."""
-        self._check_input(in_)
+        self.__check_input(in_)
         decaf_in = np.array(data, copy=True).squeeze()
         transpose = self.transpose.get(in_)
         channel_swap = self.channel_swap.get(in_)
@@ -183,7 +183,7 @@ class Transformer:
 
     def set_transpose(self, in_: str, order: Sequence[int]) -> None:
         """Axis order taking the image to K x H x W, e.g. (2, 0, 1)."""
-        self._check_input(in_)
+        self.__check_input(in_)
         if len(order) != len(self.inputs[in_]) - 1:
             raise ValueError(f"input {in_!r}: transpose order {tuple(order)} needs "
                              f"{len(self.inputs[in_]) - 1} axes, as the input has")
@@ -191,7 +191,7 @@ class Transformer:
 
     def set_channel_swap(self, in_: str, order: Sequence[int]) -> None:
         """Channel permutation applied after the transpose, e.g. (2, 1, 0) for RGB -> BGR."""
-        self._check_input(in_)
+        self.__check_input(in_)
         if len(order) != self.inputs[in_][1]:
             raise ValueError(f"input {in_!r}: channel swap {tuple(order)} needs "
                              f"{self.inputs[in_][1]} entries, one per input channel")
@@ -199,12 +199,12 @@ class Transformer:
 
     def set_raw_scale(self, in_: str, scale: float) -> None:
         """Multiply the image by this first (e.g. 255 for [0, 1] images and a [0, 255] model)."""
-        self._check_input(in_)
+        self.__check_input(in_)
         self.raw_scale[in_] = scale
 
     def set_mean(self, in_: str, mean: np.ndarray) -> None:
         """Mean to subtract: per channel (K,) or a full K x H x W (or H x W) image."""
-        self._check_input(in_)
+        self.__check_input(in_)
         mean = np.asarray(mean)
         ms = mean.shape
         if mean.ndim == 1:
@@ -225,7 +225,7 @@ class Transformer:
 
     def set_input_scale(self, in_: str, scale: float) -> None:
         """Multiply by this last, after the mean is subtracted."""
-        self._check_input(in_)
+        self.__check_input(in_)
         self.input_scale[in_] = scale
 
 

@@ -270,3 +270,15 @@ def test_oversample_centre_truncates_odd_offsets():
     crops = cio.oversample([im], (2, 2))
     # Centre 3.5 - 1 = 2.5 -> 2 (the int cast truncates), end 4.5 -> 4: rows/cols 2..3.
     np.testing.assert_array_equal(crops[4], im[2:4, 2:4])
+
+
+def test_transformer_subclass_can_use_the_private_check_like_pycaffe():
+    class Cropper(cio.Transformer):
+        def set_crop(self, in_, size):
+            cio.Transformer._Transformer__check_input(self, in_)
+            self.crop = size
+
+    t = Cropper({"data": (1, 3, 4, 4)})
+    t.set_crop("data", 2)
+    with pytest.raises(ValueError, match="not one of the net inputs"):
+        t.set_crop("label", 2)
