@@ -139,8 +139,6 @@ class BiasLayer(Layer):
             shape = _learned_shape(self, bottom[0], p.axis, p.num_axes, "bias")
             self.blobs = [self.new_blob(shape)]
             fill(self.blobs[0], p.filler)
-        elif len(bottom) == 2 and self.blobs:
-            raise layer_error(self, "takes its bias from bottom[1] but the model holds a learned bias")
         for i in range(len(self.blobs)):
             self.set_param_propagate_down(i, True)
 
