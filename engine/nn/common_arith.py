@@ -9,7 +9,7 @@ import numpy as np
 from engine.blob import Blob
 from engine.fillers import fill
 from engine.layer import Layer, register_layer
-from engine.nn.common_base import canonical_axis, layer_error
+from engine.nn.common_base import canonical_axis, layer_error, param_blob
 from engine.proto import caffe_pb2
 
 EltwiseOp = caffe_pb2.EltwiseParameter
@@ -99,26 +99,31 @@ def _learned_shape(layer: Layer, bottom: Blob, axis: int, num_axes: int, what: s
         raise layer_error(layer, "num_axes must be non-negative, or -1 to extend to the end of bottom[0]")
     if num_axes >= 0 and bottom.num_axes < axis + num_axes:
         raise layer_error(
-            layer, f"{what} blob's shape extends past bottom[0]'s shape {bottom.shape} when applied "
-            f"starting with bottom[0] axis = {axis}"
+            layer,
+            f"{what} blob's shape extends past bottom[0]'s shape {bottom.shape} when applied "
+            f"starting with bottom[0] axis = {axis}",
         )
     end = bottom.num_axes if num_axes == -1 else axis + num_axes
     return list(bottom.shape[axis:end])
 
 
-def _broadcast_dims(layer: Layer, bottom: Blob, operand: Blob, axis_param: int, what: str) -> tuple[int, int, int]:
+def _broadcast_dims(
+    layer: Layer, bottom: Blob, operand: Blob, axis_param: int, what: str
+) -> tuple[int, int, int]:
     """(outer, operand count, inner) for applying `operand` to `bottom` from `axis_param`."""
     axis = 0 if operand.num_axes == 0 else canonical_axis(layer, bottom, axis_param)
     if bottom.num_axes < axis + operand.num_axes:
         raise layer_error(
-            layer, f"{what} blob's shape {operand.shape} extends past bottom[0]'s shape {bottom.shape} "
-            f"when applied starting with bottom[0] axis = {axis}"
+            layer,
+            f"{what} blob's shape {operand.shape} extends past bottom[0]'s shape {bottom.shape} "
+            f"when applied starting with bottom[0] axis = {axis}",
         )
     for i in range(operand.num_axes):
         if bottom.shape[axis + i] != operand.shape[i]:
             raise layer_error(
-                layer, f"dimension mismatch between bottom[0]->shape({axis + i}) = {bottom.shape[axis + i]} "
-                f"and {what}->shape({i}) = {operand.shape[i]}"
+                layer,
+                f"dimension mismatch between bottom[0]->shape({axis + i}) = {bottom.shape[axis + i]} "
+                f"and {what}->shape({i}) = {operand.shape[i]}",
             )
     return bottom.count_range(0, axis), operand.count, bottom.count_range(axis + operand.num_axes)
 
@@ -137,7 +142,7 @@ class BiasLayer(Layer):
         p = self.layer_param.bias_param
         if len(bottom) == 1 and not self.blobs:
             shape = _learned_shape(self, bottom[0], p.axis, p.num_axes, "bias")
-            self.blobs = [self.new_blob(shape)]
+            self.blobs = [param_blob(self, shape)]
             fill(self.blobs[0], p.filler)
         for i in range(len(self.blobs)):
             self.set_param_propagate_down(i, True)
@@ -190,11 +195,15 @@ class ScaleLayer(Layer):
         p = self.layer_param.scale_param
         expected = (len(bottom) == 1) + bool(p.bias_term)
         if self.blobs and len(self.blobs) != expected:
-            raise layer_error(self, f"model holds {len(self.blobs)} param blob(s), this layer takes {expected}")
+            raise layer_error(
+                self, f"model holds {len(self.blobs)} param blob(s), this layer takes {expected}"
+            )
         if len(bottom) == 1 and not self.blobs:
             shape = _learned_shape(self, bottom[0], p.axis, p.num_axes, "scale")
-            self.blobs = [self.new_blob(shape)]
-            filler = p.filler if p.HasField("filler") else caffe_pb2.FillerParameter(type="constant", value=1.0)
+            self.blobs = [param_blob(self, shape)]
+            filler = (
+                p.filler if p.HasField("filler") else caffe_pb2.FillerParameter(type="constant", value=1.0)
+            )
             fill(self.blobs[0], filler)
         self.bias_layer: BiasLayer | None = None
         if p.bias_term:
@@ -347,7 +356,8 @@ class ArgMaxLayer(Layer):
                 raise layer_error(self, "top_k must be less than or equal to the dimension of the axis")
         elif self.top_k > bottom[0].count_range(1):
             raise layer_error(
-                self, "top_k must be less than or equal to the dimension of the flattened bottom blob per instance"
+                self,
+                "top_k must be less than or equal to the dimension of the flattened bottom blob per instance",
             )
 
     def reshape(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:

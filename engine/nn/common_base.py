@@ -22,6 +22,13 @@ def canonical_axis(layer: Layer, blob: Blob, axis: int, what: str = "axis") -> i
     return axis + n if axis < 0 else axis
 
 
+def param_blob(layer: Layer, shape: Sequence[int]) -> Blob:
+    """A param blob in the layer's dtype; reshaped explicitly so a 0-axis shape holds one value."""
+    blob = Blob(dtype=layer.dtype)
+    blob.reshape(list(shape))
+    return blob
+
+
 def no_in_place(layer: Layer, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
     """Layers whose tops alias bottom memory by sharing cannot also be computed in place."""
     for t in top:

@@ -10,14 +10,16 @@ from engine.blob import Blob
 from engine.fillers import fill
 from engine.kernels.cpu.common import rows_from_floats, scatter_add_rows
 from engine.layer import Layer, register_layer
-from engine.nn.common_base import canonical_axis, layer_error
+from engine.nn.common_base import canonical_axis, layer_error, param_blob
 
 
 def _check_param_shapes(layer: Layer, expected: Sequence[tuple[int, ...]]) -> None:
     """Weights loaded from layer_param.blobs must fit the layer's parameters."""
     names = ("weight", "bias")
     if len(layer.blobs) != len(expected):
-        raise layer_error(layer, f"has {len(layer.blobs)} param blob(s) in the model, expected {len(expected)}")
+        raise layer_error(
+            layer, f"has {len(layer.blobs)} param blob(s) in the model, expected {len(expected)}"
+        )
     for i, (blob, shape) in enumerate(zip(layer.blobs, expected, strict=True)):
         if blob.shape != tuple(shape):
             raise layer_error(
@@ -182,9 +184,11 @@ class ParameterLayer(Layer):
         if self.blobs:
             if len(self.blobs) != 1 or list(self.blobs[0].shape) != shape:
                 got = [b.shape for b in self.blobs]
-                raise layer_error(self, f"model holds param blob(s) {got}, expected one of shape {tuple(shape)}")
+                raise layer_error(
+                    self, f"model holds param blob(s) {got}, expected one of shape {tuple(shape)}"
+                )
         else:
-            self.blobs = [self.new_blob(shape)]
+            self.blobs = [param_blob(self, shape)]
         top[0].reshape(shape)
 
     def reshape(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:

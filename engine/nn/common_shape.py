@@ -114,7 +114,9 @@ class ReshapeLayer(Layer):
             raise layer_error(self, "new shape contains multiple -1 dims; at most a single -1 may be given")
         bad = [d for d in dims if d < -1]
         if bad:
-            raise layer_error(self, f"new shape has invalid dimension {bad[0]} (use >0, 0 to copy, -1 to infer)")
+            raise layer_error(
+                self, f"new shape has invalid dimension {bad[0]} (use >0, 0 to copy, -1 to infer)"
+            )
         self.inferred_axis = inferred[0] if inferred else -1
         self.constant_count = int(np.prod([d for d in dims if d > 0], dtype=np.int64))
         self.dims = dims
@@ -154,7 +156,8 @@ class ReshapeLayer(Layer):
         count = int(np.prod(shape, dtype=np.int64))
         if count != b.count:
             raise layer_error(
-                self, f"output count {count} of shape {tuple(shape)} must match input count {b.count} {b.shape}"
+                self,
+                f"output count {count} of shape {tuple(shape)} must match input count {b.count} {b.shape}",
             )
         top[0].reshape(shape)
         top[0].share_data(b)
@@ -201,7 +204,9 @@ class ConcatLayer(Layer):
         shape = list(b0.shape)
         for i, b in enumerate(bottom[1:], start=1):
             if b.num_axes != b0.num_axes:
-                raise layer_error(self, f"all inputs must have the same #axes: bottom {i} {b.shape} vs {b0.shape}")
+                raise layer_error(
+                    self, f"all inputs must have the same #axes: bottom {i} {b.shape} vs {b0.shape}"
+                )
             for j in range(b0.num_axes):
                 if j != axis and b.shape[j] != shape[j]:
                     raise layer_error(
@@ -266,7 +271,9 @@ class SliceLayer(Layer):
                     self, f"{len(points)} slice_point(s) need {len(points) + 1} tops, got {len(top)}"
                 )
             if len(top) > length:
-                raise layer_error(self, f"{len(top)} tops but slice axis {axis} of {b.shape} has only {length}")
+                raise layer_error(
+                    self, f"{len(top)} tops but slice axis {axis} of {b.shape} has only {length}"
+                )
             sizes, prev = [], 0
             for pt in points:
                 if pt <= prev:
@@ -294,7 +301,9 @@ class SliceLayer(Layer):
 
     def _slices(self) -> list[tuple[slice, ...]]:
         lead = (slice(None),) * self.axis
-        return [lead + (slice(int(a), int(z)),) for a, z in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
+        return [
+            lead + (slice(int(a), int(z)),) for a, z in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        ]
 
     def forward_cpu(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         if len(top) == 1:
@@ -375,7 +384,9 @@ class FilterLayer(Layer):
         if sel.num_axes < 1:
             raise layer_error(self, "selector blob needs at least one axis")
         if any(d != 1 for d in sel.shape[1:]):
-            raise layer_error(self, f"selector blob dimensions must be singletons (1), except the first: {sel.shape}")
+            raise layer_error(
+                self, f"selector blob dimensions must be singletons (1), except the first: {sel.shape}"
+            )
         for i, b in enumerate(bottom[:-1]):
             if b.num_axes < 1 or b.shape[0] != sel.shape[0]:
                 raise layer_error(

@@ -15,7 +15,8 @@ def make_blobs(shapes: Sequence[Sequence[int]], rng: np.random.Generator, dtype=
     """One Blob per shape, data drawn from a standard normal."""
     blobs = []
     for shape in shapes:
-        blob = Blob(shape, dtype=dtype)
+        blob = Blob(dtype=dtype)
+        blob.reshape(list(shape))  # explicit, so a 0-axis shape gives a 1-element blob
         blob.data[...] = rng.standard_normal(tuple(shape))
         blobs.append(blob)
     return blobs

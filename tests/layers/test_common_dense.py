@@ -15,7 +15,8 @@ def ip_layer(extra: str = "", num_output: int = 3):
         layer_param(
             f"""name: "ip" type: "InnerProduct"
             inner_product_param {{ num_output: {num_output}
-              weight_filler {{ type: "gaussian" std: 1 }} bias_filler {{ type: "gaussian" std: 1 }} {extra} }}"""
+              weight_filler {{ type: "gaussian" std: 1 }}
+              bias_filler {{ type: "gaussian" std: 1 }} {extra} }}"""
         )
     )
 
@@ -144,11 +145,14 @@ def test_inner_product_float32_matches_float64():
 
 # -- Embed
 
+
 def embed_layer(bias: bool = True):
     return create_layer(
         layer_param(
-            f"""name: "emb" type: "Embed" embed_param {{ num_output: 3 input_dim: 4 bias_term: {str(bias).lower()}
-            weight_filler {{ type: "uniform" min: -1 max: 1 }} bias_filler {{ type: "uniform" min: -1 max: 1 }} }}"""
+            f"""name: "emb" type: "Embed"
+            embed_param {{ num_output: 3 input_dim: 4 bias_term: {str(bias).lower()}
+              weight_filler {{ type: "uniform" min: -1 max: 1 }}
+              bias_filler {{ type: "uniform" min: -1 max: 1 }} }}"""
         )
     )
 
@@ -221,8 +225,11 @@ def test_embed_errors():
 
 # -- Parameter
 
+
 def test_parameter_layer_shares_its_blob():
-    layer = create_layer(layer_param('name: "p" type: "Parameter" parameter_param { shape { dim: 2 dim: 3 } }'))
+    layer = create_layer(
+        layer_param('name: "p" type: "Parameter" parameter_param { shape { dim: 2 dim: 3 } }')
+    )
     top = Blob()
     layer.setup([], [top])
     assert top.shape == (2, 3) and len(layer.blobs) == 1 and layer.blobs[0].shape == (2, 3)

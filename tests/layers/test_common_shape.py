@@ -24,6 +24,7 @@ def checker() -> GradientChecker:
 
 # -- Split / Silence
 
+
 def test_split_shares_data_and_sums_diffs():
     rng = np.random.default_rng(0)
     bottom = make_blobs([(2, 3)], rng)[0]
@@ -64,6 +65,7 @@ def test_silence_zeroes_requested_diffs():
 
 
 # -- Flatten / Reshape
+
 
 def test_flatten_forward_and_gradient():
     rng = np.random.default_rng(3)
@@ -132,6 +134,7 @@ def test_reshape_shares_data_and_diff():
 
 
 # -- Concat / Slice
+
 
 def test_concat_forward_backward_and_gradient():
     rng = np.random.default_rng(5)
@@ -237,6 +240,7 @@ def test_slice_errors(param, ntops, message):
 
 # -- Tile
 
+
 def test_tile_forward_and_gradient():
     rng = np.random.default_rng(10)
     bottom, top = make_blobs([(2, 3, 2)], rng)[0], Blob(dtype=np.float64)
@@ -250,6 +254,7 @@ def test_tile_forward_and_gradient():
 
 
 # -- Filter / BatchReindex
+
 
 def test_filter_forward_backward_and_gradient():
     rng = np.random.default_rng(11)
