@@ -341,3 +341,38 @@ def test_mvn_eps_is_added_to_the_standard_deviation():
     bottom.data[...] = [[[-1.0, 1.0]]]  # std 1
     (top,) = run(make('name: "m" type: "MVN" mvn_param { eps: 0.5 }'), [bottom])
     np.testing.assert_allclose(top.data.reshape(-1), [-1 / 1.5, 1 / 1.5], rtol=1e-12)
+
+
+# -- float32 nets: every layer runs in the bottom's precision
+
+FLOAT32_CASES = [
+    ('name: "e" type: "Eltwise" eltwise_param { coeff: 0.5 coeff: -2 }', [(2, 3), (2, 3)]),
+    ('name: "e" type: "Eltwise" eltwise_param { operation: MAX }', [(2, 3), (2, 3)]),
+    ('name: "s" type: "Scale" scale_param { bias_term: true filler { type: "gaussian" } }', [(2, 3, 2)]),
+    ('name: "s" type: "Scale" scale_param { axis: 0 }', [(2, 3), (2,)]),
+    ('name: "b" type: "Bias" bias_param { filler { type: "gaussian" } }', [(2, 3)]),
+    ('name: "r" type: "Reduction" reduction_param { operation: MEAN axis: 1 coeff: 3 }', [(2, 3, 2)]),
+    ('name: "m" type: "MVN"', [(2, 3, 2, 2)]),
+    ('name: "c" type: "Concat"', [(2, 1), (2, 3)]),
+    ('name: "t" type: "Tile" tile_param { tiles: 2 }', [(2, 3)]),
+]
+
+
+@pytest.mark.parametrize(("text", "shapes"), FLOAT32_CASES)
+def test_float32_matches_float64(text, shapes):
+    results = {}
+    for dtype in (np.float64, np.float32):
+        bottom = make_blobs(shapes, np.random.default_rng(14), dtype=dtype)
+        layer = make(text)
+        top = [Blob(dtype=dtype)]
+        layer.setup(bottom, top)
+        for p in layer.blobs:
+            assert p.dtype == dtype
+            p.data[...] = np.random.default_rng(15).standard_normal(p.shape)
+        layer.forward(bottom, top)
+        top[0].diff[...] = np.random.default_rng(16).standard_normal(top[0].shape)
+        layer.backward(top, [True] * len(bottom), bottom)
+        assert top[0].data.dtype == dtype
+        results[dtype] = [top[0].data.copy()] + [b.diff.copy() for b in bottom]
+    for got, ref in zip(results[np.float32], results[np.float64], strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)

@@ -245,3 +245,17 @@ def test_parameter_layer_rejects_wrong_loaded_shape():
     param.blobs.append(Blob((3, 2)).to_proto())
     with pytest.raises(WiringError, match="'p'"):
         create_layer(param).setup([], [Blob()])
+
+
+def test_embed_float32_forward_backward():
+    bottom, top = Blob((4,), dtype=np.float32), Blob(dtype=np.float32)
+    bottom.data[...] = [1, 1, 0, 3]
+    layer = embed_layer()
+    layer.setup([bottom], [top])
+    assert all(p.dtype == np.float32 for p in layer.blobs)
+    layer.forward([bottom], [top])
+    np.testing.assert_array_equal(top.data, layer.blobs[0].data[[1, 1, 0, 3]] + layer.blobs[1].data)
+    top.diff[...] = np.arange(12, dtype=np.float32).reshape(4, 3)
+    layer.backward([top], [False], [bottom])
+    np.testing.assert_array_equal(layer.blobs[0].diff[1], top.diff[0] + top.diff[1])
+    np.testing.assert_array_equal(layer.blobs[0].diff[2], 0)
