@@ -18,14 +18,14 @@ MAX_BLOB_AXES = 32
 
 
 class Blob:
-    def __init__(self, shape: Sequence[int] = (), dtype=np.float32) -> None:
+    def __init__(self, shape: Sequence[int] | None = None, dtype=np.float32) -> None:
         self.dtype = np.dtype(dtype)
         self._shape: list[int] = []
         self._count = 0
         self._capacity = 0
         self._data = SyncedMemory(0, self.dtype)
         self._diff = SyncedMemory(0, self.dtype)
-        if len(shape):
+        if shape is not None:  # () is a 0-axis blob holding one value, as in Caffe
             self.reshape(shape)
 
     # -- shape

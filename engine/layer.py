@@ -48,7 +48,7 @@ class Layer:
         self.blobs: list[Blob] = []
         self.dtype = np.dtype(np.float32)
         for proto in self.layer_param.blobs:
-            blob = Blob()
+            blob = Blob(dtype=np.float64 if proto.double_data else np.float32)
             blob.from_proto(proto)
             self.blobs.append(blob)
         self._param_propagate_down: list[bool] = []

@@ -52,8 +52,10 @@ class GradientChecker:
         if not top:
             raise ValueError("exhaustive check needs at least one top blob")
         for i, t in enumerate(top):
-            for j in range(t.count):
+            j = 0
+            while j < t.count:  # re-read: a forward may resize the top (Caffe does the same)
                 self.check_gradient_single(layer, bottom, top, check_bottom, i, j)
+                j += 1
 
     def check_gradient_eltwise(
         self, layer: Layer, bottom: Sequence[Blob], top: Sequence[Blob]
@@ -63,8 +65,10 @@ class GradientChecker:
         if not top:
             raise ValueError("eltwise check needs at least one top blob")
         for i, t in enumerate(top):
-            for j in range(t.count):
+            j = 0
+            while j < t.count:
                 self.check_gradient_single(layer, bottom, top, -1, i, j, element_wise=True)
+                j += 1
 
     def check_gradient_single(
         self,
@@ -84,12 +88,15 @@ class GradientChecker:
             for b in bottom:
                 if b.count != top[top_id].count:
                     raise ValueError("element-wise check needs bottoms the size of the top")
+        # check_bottom: -1 checks every bottom, -2 only the params, i >= 0 bottom i (Caffe's convention).
         blobs_to_check: list[Blob] = []
-        propagate_down = [check_bottom < 0] * len(bottom)
+        propagate_down = [check_bottom == -1] * len(bottom)
         for p in layer.blobs:
             blobs_to_check.append(p)
-        if check_bottom < 0:
+        if check_bottom == -1:
             blobs_to_check.extend(bottom)
+        elif check_bottom < -1:
+            pass
         else:
             if check_bottom >= len(bottom):
                 raise ValueError(f"check_bottom {check_bottom} out of range")
