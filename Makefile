@@ -48,7 +48,7 @@ proto: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/train_step_vs_torch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
