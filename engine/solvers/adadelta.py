@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.blob import Blob
 from engine.solvers.sgd import SGDSolver
 
 
 class AdaDeltaSolver(SGDSolver):
     type_name = "AdaDelta"
 
-    def pre_solve(self) -> None:
-        super().pre_solve()
-        # Caffe appends a second set: the history of squared updates.
-        self.history += [Blob(p.shape, dtype=p.dtype) for p in self.net.learnable_params]
+    history_sets = 2  # gradient and update histories
 
     def compute_update_value(self, param_id: int, rate: float) -> None:
         param = self.net.learnable_params[param_id]

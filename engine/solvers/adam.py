@@ -6,17 +6,13 @@ import math
 
 import numpy as np
 
-from engine.blob import Blob
 from engine.solvers.sgd import SGDSolver
 
 
 class AdamSolver(SGDSolver):
     type_name = "Adam"
 
-    def pre_solve(self) -> None:
-        super().pre_solve()
-        # history[i] holds m, history[N + i] holds v.
-        self.history += [Blob(p.shape, dtype=p.dtype) for p in self.net.learnable_params]
+    history_sets = 2  # history[i] holds m, history[N + i] holds v
 
     def compute_update_value(self, param_id: int, rate: float) -> None:
         param = self.net.learnable_params[param_id]

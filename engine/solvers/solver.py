@@ -329,9 +329,14 @@ class Solver:
         return record
 
     # -- the update
+    #: history blobs per learnable param: 1, or 2 for rules keeping two moments (AdaDelta, Adam)
+    history_sets = 1
+
     def pre_solve(self) -> None:
-        """Create history blobs (one per learnable param unless a rule needs more)."""
-        self.history = [Blob(p.shape, dtype=p.dtype) for p in self.net.learnable_params]
+        """Create zeroed history blobs; set k of param i sits at index k * N + i, as Caffe orders them."""
+        self.history = [
+            Blob(p.shape, dtype=p.dtype) for _ in range(self.history_sets) for p in self.net.learnable_params
+        ]
 
     def learning_rate(self) -> float:
         rate, self.current_step = lr_policy.learning_rate(self.param, self.iter, self.current_step)
