@@ -19,7 +19,15 @@ import numpy as np
 
 from engine import debug
 from engine.blob import Blob, proto_shape
-from engine.errors import BrewnetError, ModelFileError, PrototxtError, WiringError
+from engine.errors import BrewnetError, ModelFileError, WiringError
+from engine.io import (
+    load_hdf5_weights,
+    read_net_binary,
+    read_net_prototxt,
+    save_hdf5_weights,
+    upgrade,
+    write_net_binary,
+)
 from engine.layer import Layer, create_layer
 from engine.net_filter import filter_net
 from engine.net_splits import insert_splits
@@ -73,7 +81,7 @@ class Net:
             param.CopyFrom(net)
             param = _upgrade_if_needed(param, "<NetParameter>")
         elif isinstance(net, str | os.PathLike):
-            param = _read_prototxt(os.fspath(net))
+            param = read_net_prototxt(os.fspath(net))
         else:
             raise TypeError(f"Net needs a prototxt path or a NetParameter, got {type(net).__name__}")
         if phase is not None:
@@ -446,7 +454,7 @@ class Net:
         if h5py.is_hdf5(path):
             self._copy_from_hdf5(path)
         else:
-            self._copy_from_param(_read_binary(path))
+            self._copy_from_param(read_net_binary(path))
 
     def _copy_from_param(self, param: caffe_pb2.NetParameter) -> None:
         for source in param.layer:
@@ -474,46 +482,36 @@ class Net:
                 _load_proto_values(target, proto, source.name, j)
 
     def _copy_from_hdf5(self, path: str) -> None:
-        import h5py
-
-        try:
-            f = h5py.File(path, "r")
-        except OSError as exc:
-            raise ModelFileError(f"{path}: cannot open HDF5 weights: {exc}") from exc
-        with f:
-            if "data" not in f:
-                raise ModelFileError(f"{path}: no 'data' group; not a Caffe HDF5 model")
-            data = f["data"]
-            for layer_name in data:
-                if layer_name not in self._layer_names_index:
-                    log.info("Ignoring source layer %s", layer_name)
-                    continue
-                layer_id = self._layer_names_index[layer_name]
-                targets = self.layers[layer_id].blobs
-                group = data[layer_name]
-                if len(group) > len(targets):
+        """Caffe's CopyTrainedLayersFromHDF5: strict shapes; a shared param may be absent."""
+        for layer_name, arrays in load_hdf5_weights(path).items():
+            if layer_name not in self._layer_names_index:
+                log.info("Ignoring source layer %s", layer_name)
+                continue
+            layer_id = self._layer_names_index[layer_name]
+            targets = self.layers[layer_id].blobs
+            present = sum(a is not None for a in arrays)
+            if present > len(targets) or len(arrays) > len(targets):
+                raise WiringError(
+                    f"layer '{layer_name}': incompatible number of blobs: {path} holds {present}, "
+                    f"the net has {len(targets)}",
+                    layer=layer_name,
+                )
+            for j, target in enumerate(targets):
+                values = arrays[j] if j < len(arrays) else None
+                if values is None:
+                    if self.param_owners[self.param_id_vecs[layer_id][j]] != -1:
+                        continue  # a shared param: its owner carries the values
                     raise WiringError(
-                        f"layer '{layer_name}': incompatible number of blobs: {path} holds "
-                        f"{len(group)}, the net has {len(targets)}",
+                        f"layer '{layer_name}': incompatible number of blobs: {path} has no param {j}",
                         layer=layer_name,
                     )
-                for j, target in enumerate(targets):
-                    if str(j) not in group:
-                        if self.param_owners[self.param_id_vecs[layer_id][j]] != -1:
-                            continue  # a shared param: its owner carries the values
-                        raise WiringError(
-                            f"layer '{layer_name}': incompatible number of blobs: {path} has no "
-                            f"param {j}",
-                            layer=layer_name,
-                        )
-                    values = np.asarray(group[str(j)])
-                    if tuple(values.shape) != target.shape:
-                        raise WiringError(
-                            f"Cannot load param {j} of layer '{layer_name}' from {path}; shape "
-                            f"mismatch: file {tuple(values.shape)}, net {target.shape}",
-                            layer=layer_name,
-                        )
-                    target.data[...] = values
+                if tuple(values.shape) != target.shape:
+                    raise WiringError(
+                        f"Cannot load param {j} of layer '{layer_name}' from {path}; shape mismatch: "
+                        f"file {tuple(values.shape)}, net {target.shape}",
+                        layer=layer_name,
+                    )
+                target.data[...] = values
 
     def share_trained_layers(self, other: Net) -> None:
         """Make this net's params use `other`'s param data (by layer name), as test nets do."""
@@ -548,34 +546,19 @@ class Net:
 
     def save(self, path: str, write_diff: bool = False) -> None:
         """Write the net with its weights as a binary .caffemodel."""
-        param = self.to_proto(write_diff)
-        try:
-            from engine.io import write_net_binary
-        except ImportError:
-            with open(path, "wb") as f:
-                f.write(param.SerializeToString())
-            return
-        write_net_binary(param, path)
+        write_net_binary(self.to_proto(write_diff), path)
 
     def save_hdf5(self, path: str, write_diff: bool = False) -> None:
         """Caffe's ToHDF5: /data/<layer>/<i> for owned params, /diff/<layer>/<i> for every param."""
-        import h5py
-
-        with h5py.File(path, "w") as f:
-            data = f.create_group("data")
-            diff = f.create_group("diff") if write_diff else None
-            for layer_id, layer in enumerate(self.layers):
-                name = self._layer_names[layer_id]
-                if name in data:
-                    continue  # HDF5 group names are unique; Caffe would fail here too
-                layer_data = data.create_group(name)
-                layer_diff = diff.create_group(name) if diff is not None else None
-                for j, blob in enumerate(layer.blobs):
-                    net_param_id = self.param_id_vecs[layer_id][j]
-                    if self.param_owners[net_param_id] == -1:
-                        layer_data.create_dataset(str(j), data=blob.cpu_data())
-                    if layer_diff is not None:
-                        layer_diff.create_dataset(str(j), data=blob.cpu_diff())
+        data, diff = [], []
+        for layer_id, layer in enumerate(self.layers):
+            owned = [
+                blob.cpu_data() if self.param_owners[self.param_id_vecs[layer_id][j]] == -1 else None
+                for j, blob in enumerate(layer.blobs)
+            ]
+            data.append((self._layer_names[layer_id], owned))
+            diff.append((self._layer_names[layer_id], [blob.cpu_diff() for blob in layer.blobs]))
+        save_hdf5_weights(path, data, diff if write_diff else None)
 
     # ------------------------------------------------------- lookups (C++ API)
     def has_blob(self, name: str) -> bool:
@@ -849,65 +832,15 @@ def _parse_constructor_args(args, phase, level, stages, weights):
     return phase, int(level), list(stages or []), weights
 
 
-def _needs_upgrade(param: caffe_pb2.NetParameter) -> bool:
-    return bool(len(param.layers) or len(param.input))
-
-
 def _upgrade_if_needed(param: caffe_pb2.NetParameter, where: str) -> caffe_pb2.NetParameter:
-    """Legacy V1 `layers` and `input:` fields become V2 layers (Caffe's UpgradeNetAsNeeded)."""
-    if not _needs_upgrade(param):
-        return param
-    try:
-        from engine.io import upgrade
-    except ImportError:
-        raise WiringError(
-            f"{where}: legacy net format (V1 'layers' or 'input' fields) needs engine.io.upgrade"
-        ) from None
-    for fn_name in ("upgrade_net_as_needed", "upgrade_net"):
-        fn = getattr(upgrade, fn_name, None)
-        if fn is not None:
-            result = fn(param)
-            return result if isinstance(result, caffe_pb2.NetParameter) else param
-    raise WiringError(f"{where}: legacy net format and no upgrade function in engine.io.upgrade")
+    """Legacy V0/V1 layers and `input:` fields become V2 layers (Caffe's UpgradeNetAsNeeded).
 
-
-def _read_prototxt(path: str) -> caffe_pb2.NetParameter:
-    try:
-        from engine.io import read_net_prototxt
-    except ImportError:
-        return _upgrade_if_needed(_parse_prototxt_fallback(path), path)
-    return read_net_prototxt(path)
-
-
-def _parse_prototxt_fallback(path: str) -> caffe_pb2.NetParameter:
-    """Plain text-format parse, used only while engine.io is not available."""
-    from google.protobuf import text_format
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise PrototxtError(path, 0, 0, f"cannot read: {exc.strerror}") from exc
-    param = caffe_pb2.NetParameter()
-    try:
-        text_format.Parse(text, param)
-    except text_format.ParseError as exc:
-        raise PrototxtError(path, exc.GetLine() or 0, exc.GetColumn() or 0, str(exc)) from exc
+    Files are upgraded when read; a NetParameter handed over directly is upgraded only when
+    it could not be built otherwise.
+    """
+    if upgrade.net_needs_upgrade(param):
+        return upgrade.upgrade_net_as_needed(param, where)
     return param
-
-
-def _read_binary(path: str) -> caffe_pb2.NetParameter:
-    try:
-        from engine.io import read_net_binary
-    except ImportError:
-        param = caffe_pb2.NetParameter()
-        try:
-            with open(path, "rb") as f:
-                param.ParseFromString(f.read())
-        except Exception as exc:
-            raise ModelFileError(f"{path}: not a binary NetParameter (.caffemodel): {exc}") from exc
-        return _upgrade_if_needed(param, path)
-    return read_net_binary(path)
 
 
 def legacy_shape_equals(blob: Blob, proto: caffe_pb2.BlobProto) -> bool:
