@@ -226,7 +226,7 @@ class Net:
             self.top_id_vecs[layer_id].append(blob_id)
         elif blob_name_to_idx is not None and name in blob_name_to_idx:
             raise WiringError(
-                f"layer '{lp.name}': top blob '{name}' produced by multiple sources "
+                f"layer '{lp.name}': Top blob '{name}' produced by multiple sources "
                 "(in-place computation needs the same name at the same bottom and top index)",
                 layer=lp.name, blob=name,
             )
