@@ -50,8 +50,8 @@ class LossLayer(Layer):
     exact_num_bottom_blobs = 2
     exact_num_top_blobs = 1
     auto_top_blobs = True
-    #: bottoms that never take a gradient: asking for one is an error
-    no_gradient_bottoms: tuple[int, ...] = (1,)
+    #: bottoms that never take a gradient (index -> role): asking for one is an error
+    no_gradient_bottoms: dict[int, str] = {1: "label"}
 
     def layer_setup(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         if not self.layer_param.loss_weight:
@@ -72,10 +72,11 @@ class LossLayer(Layer):
         return bottom_index not in self.no_gradient_bottoms
 
     def check_propagate_down(self, propagate_down: Sequence[bool]) -> None:
-        for i in self.no_gradient_bottoms:
+        for i, role in self.no_gradient_bottoms.items():
             if i < len(propagate_down) and propagate_down[i]:
-                what = "label" if i == 1 else f"bottom {i}"
-                raise layer_error(self, f"{self.type} layer cannot backpropagate to {what} inputs")
+                raise layer_error(
+                    self, f"{self.type} layer cannot backpropagate to {role} inputs (bottom {i})"
+                )
 
     def loss_weight_diff(self, top: Sequence[Blob]) -> float:
         """The top's diff: the loss weight (or upstream gradient) that scales backward."""
@@ -166,7 +167,7 @@ class SoftmaxWithLossLayer(LossLayer):
 @register_layer("EuclideanLoss")
 class EuclideanLossLayer(LossLayer):
     description = "Sum of squared differences / (2 N); gradient to both bottoms."
-    no_gradient_bottoms = ()
+    no_gradient_bottoms: dict[int, str] = {}
 
     def reshape(self, bottom, top) -> None:
         super().reshape(bottom, top)
@@ -191,7 +192,7 @@ class EuclideanLossLayer(LossLayer):
 @register_layer("L1Loss")
 class L1LossLayer(LossLayer):
     description = "Sum of absolute differences / N (N = batch size); gradient to both bottoms."
-    no_gradient_bottoms = ()
+    no_gradient_bottoms: dict[int, str] = {}
 
     def reshape(self, bottom, top) -> None:
         super().reshape(bottom, top)
@@ -323,7 +324,7 @@ class InfogainLossLayer(LossLayer):
     exact_num_top_blobs = -1
     min_top_blobs = 1
     max_top_blobs = 2
-    no_gradient_bottoms = (1, 2)
+    no_gradient_bottoms = {1: "label", 2: "infogain"}
 
     def layer_setup(self, bottom, top) -> None:
         super().layer_setup(bottom, top)
@@ -453,7 +454,7 @@ class MultinomialLogisticLossLayer(LossLayer):
 class ContrastiveLossLayer(LossLayer):
     description = "Contrastive loss on pairs (a, b) with similarity y: pulls similar, pushes apart."
     exact_num_bottom_blobs = 3
-    no_gradient_bottoms = (2,)
+    no_gradient_bottoms = {2: "similarity"}
 
     def layer_setup(self, bottom, top) -> None:
         super().layer_setup(bottom, top)
