@@ -56,6 +56,9 @@ def blob_stat(
     blob: Blob, pass_name: str, layer: str, kind: str, name: str, param_index: int = -1
 ) -> BlobStat:
     """Every statistic of `blob`, labelled with where it was taken."""
+    if not blob.count:  # an unshaped blob: nothing to measure
+        nan = math.nan
+        return BlobStat(pass_name, layer, kind, name, param_index, nan, nan, 0.0, 0.0, 0.0)
     l1_data, l1_diff = blob.asum_data(), blob.asum_diff()
     return BlobStat(
         pass_name=pass_name,
