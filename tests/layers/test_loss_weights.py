@@ -78,7 +78,7 @@ def test_default_weight_is_one(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("weight", [0.0, 2.0, -1.0, 3.75, -2.5]  # exact in float32)
+@pytest.mark.parametrize("weight", [0.0, 2.0, -1.0, 3.75, -2.5])  # exact in float32
 def test_scaling(kind, weight):
     _, ref_loss, ref_diffs = _run(kind, 1.0)
     _, loss, diffs = _run(kind, weight)
