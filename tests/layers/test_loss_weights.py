@@ -85,3 +85,25 @@ def test_scaling(kind, weight):
     assert loss == pytest.approx(weight * ref_loss, rel=1e-12, abs=1e-12)
     for got, ref in zip(diffs, ref_diffs, strict=True):
         np.testing.assert_allclose(got, weight * ref, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_matches_float64(kind):
+    ref_bottom = _bottoms(kind)
+    bottom = []
+    for b in ref_bottom:
+        b32 = Blob(b.shape, dtype=np.float32)
+        b32.data[...] = b.data
+        bottom.append(b32)
+    results = []
+    for blobs in (ref_bottom, bottom):
+        layer = create_layer(layer_param(f'name: "l" type: "{kind}"'))
+        top = [Blob(dtype=blobs[0].dtype)]
+        layer.setup(blobs, top)
+        loss = layer.forward(blobs, top)
+        layer.backward(top, [layer.allow_force_backward(i) for i in range(len(blobs))], blobs)
+        assert top[0].data.dtype == blobs[0].dtype and blobs[0].diff.dtype == blobs[0].dtype
+        results.append((loss, blobs[0].diff.copy()))
+    (loss64, diff64), (loss32, diff32) = results
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    np.testing.assert_allclose(diff32, diff64, rtol=1e-4, atol=1e-6)
