@@ -100,6 +100,8 @@ class Blob:
 
     # -- memory
     def _view(self, flat: np.ndarray) -> np.ndarray:
+        if self._count == 0:  # an unshaped Blob() or a zero-sized dimension
+            return flat[:0].reshape(self._shape if self._shape else (0,))
         return flat[: self._count].reshape(self._shape)
 
     @property
@@ -193,6 +195,12 @@ class Blob:
 
     # -- proto
     def shape_equals(self, proto: caffe_pb2.BlobProto) -> bool:
+        """Caffe's ShapeEquals: a legacy 4-D proto matches this shape padded with leading 1s."""
+        if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
+            if self.num_axes > 4:
+                return False
+            padded = [1] * (4 - self.num_axes) + list(self._shape)
+            return padded == [proto.num, proto.channels, proto.height, proto.width]
         return list(self._shape) == proto_shape(proto)
 
     def from_proto(self, proto: caffe_pb2.BlobProto, reshape: bool = True) -> None:
@@ -200,7 +208,7 @@ class Blob:
         shape = proto_shape(proto)
         if reshape:
             self.reshape(shape)
-        elif list(self._shape) != shape:
+        elif not self.shape_equals(proto):
             raise ValueError(f"shape mismatch: blob {self.shape} vs proto {tuple(shape)}")
         if proto.double_data:
             src = np.asarray(proto.double_data, dtype=np.float64)
