@@ -16,7 +16,7 @@ def _grads_and_weights(solver):
     return grads, weights
 
 
-def _run(solver, rule, steps=3):
+def _run(solver, rule, steps=5):
     n = len(solver.net.learnable_params)
     state = [dict() for _ in range(n)]
     for it in range(steps):
@@ -71,7 +71,14 @@ def adam(g, lr, s, t, p):
 @pytest.mark.parametrize(
     "kind,rule,fields",
     [
+        ("SGD", sgd, dict()),
+        ("SGD", sgd, dict(momentum=0.5, base_lr=0.01)),
         ("SGD", sgd, dict(momentum=0.9, weight_decay=0.01)),
+        ("Nesterov", nesterov, dict(momentum=0.5, base_lr=0.01, weight_decay=0.1)),
+        ("AdaGrad", adagrad, dict(base_lr=0.01)),
+        ("RMSProp", rmsprop, dict(rms_decay=0.5, base_lr=0.05, weight_decay=0.1)),
+        ("AdaDelta", adadelta, dict(momentum=0.5, delta=1e-4, base_lr=0.5, weight_decay=0.01)),
+        ("Adam", adam, dict(momentum=0.5, momentum2=0.9, delta=1e-6, base_lr=0.1, weight_decay=0.1)),
         ("Nesterov", nesterov, dict(momentum=0.9, weight_decay=0.01)),
         ("AdaGrad", adagrad, dict(weight_decay=0.01)),
         ("RMSProp", rmsprop, dict(rms_decay=0.95, weight_decay=0.01)),
@@ -132,3 +139,28 @@ def test_lr_mult_zero_never_changes(tiny):
     for b, old in zip(s.net.params["ip1"], before, strict=True):
         np.testing.assert_array_equal(b.data, old)
     assert not np.allclose(s.net.params["ip2"][0].data, 0)
+
+
+def test_shared_weights_get_one_summed_update(tiny):
+    """Two layers sharing a weight by name: one learnable blob, updated by the sum of both grads."""
+    from engine import solvers
+
+    p = tiny.solver_param(type="SGD")
+    ip2 = p.net_param.layer[3]
+    twin = p.net_param.layer.add()
+    twin.CopyFrom(p.net_param.layer[1])
+    twin.name, twin.top[0] = "ip1b", "ip1b"
+    for layer in (p.net_param.layer[1], twin):
+        layer.param[0].name, layer.param[1].name = "w", "b"
+    elt = p.net_param.layer.add(name="sum", type="Eltwise", bottom=["ip1", "ip1b"], top=["both"])
+    ip2.bottom[0] = "both"
+    layers = list(p.net_param.layer)
+    del p.net_param.layer[:]
+    p.net_param.layer.extend([layers[0], layers[1], layers[2], layers[5], elt, *layers[3:5]])
+    s = solvers.SGDSolver(p)
+    tiny.fill_inputs(s.net)
+    assert len(s.net.learnable_params) == 4  # w, b shared; ip2 weight and bias
+    grads, weights = _grads_and_weights(s)
+    s.apply_update()
+    np.testing.assert_allclose(s.net.params["ip1"][0].data, weights[0] - 0.1 * grads[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(s.net.params["ip1"][0].data, s.net.params["ip1b"][0].data)
