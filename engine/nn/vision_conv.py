@@ -157,7 +157,11 @@ class _BaseConvolution(Layer):
         """weight_diff += out * col^T summed over the chunk, per group."""
         wd = self._weight_groups(self.blobs[0].diff)
         for gi in range(self.group):
-            wd[gi] += np.tensordot(self._out_group(out, gi), self._col_group(col, gi), axes=([0, 2], [0, 2]))
+            out_g, col_g = self._out_group(out, gi), self._col_group(col, gi)
+            # One GEMM per image, as Caffe does: tensordot over (image, position) would first copy
+            # the whole column buffer into a transposed layout, which costs more than the GEMMs.
+            for n in range(out_g.shape[0]):
+                wd[gi] += out_g[n] @ col_g[n].T
 
     def _add_bias(self, out: np.ndarray) -> None:
         out += self.blobs[1].cpu_data().reshape(1, -1, 1)
