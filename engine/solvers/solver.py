@@ -39,7 +39,7 @@ class Solver:
     type_name = ""
 
     def __init__(self, param: caffe_pb2.SolverParameter | str | os.PathLike, *, stop_on_nan: bool = True):
-        self.param = _load_solver_param(param)
+        self.param = load_solver_param(param)
         self.stop_on_nan = stop_on_nan
         self.iter = 0
         self.current_step = 0
@@ -58,6 +58,10 @@ class Solver:
             log.info("solver_mode GPU requested in the solver file; running in %s mode", common.mode())
         self.net = self._init_train_net()
         self.test_nets = self._init_test_nets()
+        for path in self.param.weights:  # `weights:` in the solver file, or `-weights` on the command line
+            log.info("Loading weights from %s", path)
+            for net in (self.net, *self.test_nets):
+                net.copy_trained_layers_from(path)
         self._last_rate = 0.0
         self._iteration_started = 0.0
         self.pre_solve()
@@ -462,7 +466,8 @@ def _read_net(path: str) -> caffe_pb2.NetParameter:
     return read_net_prototxt(path)
 
 
-def _load_solver_param(param) -> caffe_pb2.SolverParameter:
+def load_solver_param(param) -> caffe_pb2.SolverParameter:
+    """A solver file (upgraded, snapshot prefix defaulted as Caffe does) or a copy of a message."""
     if isinstance(param, caffe_pb2.SolverParameter):
         out = caffe_pb2.SolverParameter()
         out.CopyFrom(param)

@@ -171,3 +171,19 @@ def test_get_solver_reads_type_from_file(tiny, tmp_path):
     write_solver_prototxt(tiny.solver_param(type="Adam"), str(path))
     s = solvers.get_solver(str(path))
     assert isinstance(s, solvers.AdamSolver)
+
+
+def test_weights_field_initialises_train_and_test_nets(tiny, tmp_path):
+    """Fine-tuning: `weights` (what `brewnet train -weights` sets) loads into every net."""
+    trained = solvers.SGDSolver(tiny.solver_param(type="SGD"))
+    tiny.fill_inputs(trained.net)
+    trained.step(3)
+    trained.net.save(str(tmp_path / "w.caffemodel"))
+    p = tiny.solver_param(type="SGD", random_seed=42, weights=[str(tmp_path / "w.caffemodel")])
+    p.test_iter.append(1)
+    tuned = solvers.SGDSolver(p)
+    for name in ("ip1", "ip2"):
+        for a, b, c in zip(trained.net.params[name], tuned.net.params[name], tuned.test_nets[0].params[name],
+                           strict=True):
+            np.testing.assert_array_equal(a.data, b.data)
+            np.testing.assert_array_equal(a.data, c.data)
