@@ -308,28 +308,22 @@ class Net:
             )
         learnable_id = self.learnable_param_ids[owner_id]
         self.learnable_param_ids.append(learnable_id)
-        if spec.HasField("lr_mult"):
-            if self._has_params_lr[learnable_id]:
-                if spec.lr_mult != self.params_lr[learnable_id]:
-                    raise WiringError(
-                        f"layer '{lp.name}': shared param '{param_name}' has mismatched lr_mult "
-                        f"({spec.lr_mult} here, {self.params_lr[learnable_id]} before)",
-                        layer=lp.name, blob=param_name,
-                    )
-            else:
-                self._has_params_lr[learnable_id] = True
-                self.params_lr[learnable_id] = spec.lr_mult
-        if spec.HasField("decay_mult"):
-            if self._has_params_decay[learnable_id]:
-                if spec.decay_mult != self.params_weight_decay[learnable_id]:
-                    raise WiringError(
-                        f"layer '{lp.name}': shared param '{param_name}' has mismatched decay_mult "
-                        f"({spec.decay_mult} here, {self.params_weight_decay[learnable_id]} before)",
-                        layer=lp.name, blob=param_name,
-                    )
-            else:
-                self._has_params_decay[learnable_id] = True
-                self.params_weight_decay[learnable_id] = spec.decay_mult
+        for field, has, values in (
+            ("lr_mult", self._has_params_lr, self.params_lr),
+            ("decay_mult", self._has_params_decay, self.params_weight_decay),
+        ):
+            if not spec.HasField(field):
+                continue
+            value = getattr(spec, field)
+            if not has[learnable_id]:
+                has[learnable_id] = True
+                values[learnable_id] = value
+            elif value != values[learnable_id]:
+                raise WiringError(
+                    f"layer '{lp.name}': shared param '{param_name}' has mismatched {field} "
+                    f"({value} here, {values[learnable_id]} before)",
+                    layer=lp.name, blob=param_name,
+                )
 
     def _analyse_backward(self) -> None:
         """Caffe's reverse pass: skip backward where nothing reaches a loss or all bottoms opt out."""

@@ -27,6 +27,20 @@ def _check_param_shapes(layer: Layer, expected: Sequence[tuple[int, ...]]) -> No
             )
 
 
+def _setup_weight_and_bias(layer: Layer, expected: Sequence[tuple[int, ...]], p) -> None:
+    """Keep (shape-checked) weights loaded from the model, else create and fill them; all learn."""
+    if layer.blobs:
+        _check_param_shapes(layer, expected)
+        _as_dtype(layer)
+    else:
+        layer.blobs = [layer.new_blob(s) for s in expected]
+        fill(layer.blobs[0], p.weight_filler)
+        if len(expected) > 1:
+            fill(layer.blobs[1], p.bias_filler)
+    for i in range(len(layer.blobs)):
+        layer.set_param_propagate_down(i, True)
+
+
 def _as_dtype(layer: Layer) -> None:
     """Loaded blobs come in the proto's precision; compute in the layer's."""
     for i, blob in enumerate(layer.blobs):
@@ -54,16 +68,7 @@ class InnerProductLayer(Layer):
         self.k = bottom[0].count_range(self.axis)
         weight_shape = (self.k, self.num_output) if self.transpose else (self.num_output, self.k)
         expected = [weight_shape] + ([(self.num_output,)] if self.bias_term else [])
-        if self.blobs:
-            _check_param_shapes(self, expected)
-            _as_dtype(self)
-        else:
-            self.blobs = [self.new_blob(s) for s in expected]
-            fill(self.blobs[0], p.weight_filler)
-            if self.bias_term:
-                fill(self.blobs[1], p.bias_filler)
-        for i in range(len(self.blobs)):
-            self.set_param_propagate_down(i, True)
+        _setup_weight_and_bias(self, expected, p)
 
     def reshape(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         b = bottom[0]
@@ -125,16 +130,7 @@ class EmbedLayer(Layer):
             raise layer_error(self, "input_dim must be positive")
         self.bias_term = bool(p.bias_term)
         expected = [(self.input_dim, self.num_output)] + ([(self.num_output,)] if self.bias_term else [])
-        if self.blobs:
-            _check_param_shapes(self, expected)
-            _as_dtype(self)
-        else:
-            self.blobs = [self.new_blob(s) for s in expected]
-            fill(self.blobs[0], p.weight_filler)
-            if self.bias_term:
-                fill(self.blobs[1], p.bias_filler)
-        for i in range(len(self.blobs)):
-            self.set_param_propagate_down(i, True)
+        _setup_weight_and_bias(self, expected, p)
 
     def reshape(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         top[0].reshape(list(bottom[0].shape) + [self.num_output])

@@ -33,9 +33,9 @@ def solver_class(type_name: str) -> type[Solver]:
 
 def get_solver(param: caffe_pb2.SolverParameter | str | os.PathLike, **kwargs) -> Solver:
     """pycaffe's caffe.get_solver: the solver class named by the file's `type`."""
-    from engine.solvers.solver import _load_solver_param
+    from engine.solvers.solver import load_solver_param
 
-    loaded = _load_solver_param(param)
+    loaded = load_solver_param(param)
     solver = solver_class(loaded.type)(loaded, **kwargs)
     return solver
 

@@ -105,12 +105,10 @@ def train(argv: list[str]) -> int:
         raise BrewnetError(
             "Give a snapshot to resume training or weights to finetune but not both."
         )
-    from engine.io import read_solver_prototxt
     from engine.solvers import solver_class
-    from engine.solvers.solver import _upgrade_snapshot_prefix
+    from engine.solvers.solver import load_solver_param
 
-    param = read_solver_prototxt(values["solver"])
-    _upgrade_snapshot_prefix(param, values["solver"])
+    param = load_solver_param(values["solver"])
     param.train_state.level = values["level"]
     param.train_state.stage.extend(_stages(values["stage"]))
     if values["weights"]:
