@@ -1,8 +1,9 @@
-"""Convolution, Deconvolution and Im2col: im2col + one BLAS GEMM per group, as Caffe.
+"""Convolution, Deconvolution and Im2col: im2col + one BLAS GEMM per image and group, as Caffe.
 
-Images are processed in chunks of the batch so the column buffer stays bounded;
-each chunk's GEMM is a batched np.matmul (BLAS per image). Param gradients
-accumulate (+=); the bottom gradient is overwritten through col2im, as Caffe.
+Up to 3 spatial axes, the CPU passes run in engine.kernels.cpu.conv: the batch split over
+threads, each image's im2col and GEMMs fused in a thread's own cache-sized buffers. More axes (or
+no usable BLAS) take the generic path here: chunks of the batch through numpy's batched matmul.
+Param gradients accumulate (+=); the bottom gradient is overwritten through col2im, as Caffe.
 """
 
 from __future__ import annotations
@@ -14,26 +15,14 @@ import numpy as np
 from engine.blob import Blob
 from engine.errors import WiringError
 from engine.fillers import fill
-from engine.kernels.cpu.im2col import (
-    batched_to_images,
-    col2im,
-    col2im_batched,
-    im2col,
-    im2col_batched,
-    images_to_batched,
-)
+from engine.kernels.cpu import blas
+from engine.kernels.cpu.conv import ColumnPlan
+from engine.kernels.cpu.im2col import col2im, im2col
 from engine.layer import Layer, register_layer
 from engine.nn.vision_geometry import ConvGeometry, adopt_dtype, parse_conv_geometry, spatial_setup
 
 #: column-buffer budget per chunk, in elements
 _CHUNK_ELEMS = 1 << 22
-#: column-buffer budget per chunk of the batched CPU convolution path, in elements (32 MB of
-#: float32; a layer keeps its column and column-gradient buffers). Larger chunks mean fewer BLAS
-#: calls: CIFAR10-quick step, same process, 2^21: 226 ms, 2^22: 186, 2^23: 175 (PyTorch 167).
-_BATCH_CHUNK_ELEMS = 1 << 23
-#: a batch whose columns fit this budget (128 MB of float32) is one chunk, so the weight gradient
-#: can reuse the forward's columns (see _forward_batched); the column gradient stays chunked
-_WHOLE_BATCH_ELEMS = 1 << 25
 
 
 def _chunks(num: int, per_image: int):
@@ -177,110 +166,18 @@ class _BaseConvolution(Layer):
             for n in range(out_g.shape[0]):
                 wd[gi] += out_g[n] @ col_g[n].T
 
-    # -- batched CPU path (up to 3 spatial axes): one column matrix (kernel_dim*group, n*P) per chunk
-    # of the batch, so each GEMM covers every image of the chunk; buffers are kept between passes.
-    def _cpu_buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        if not hasattr(self, "_cpu_buffers"):
-            self._cpu_buffers: dict[str, np.ndarray] = {}
-        size = int(np.prod(shape, dtype=np.int64))
-        buf = self._cpu_buffers.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            buf = self._cpu_buffers[name] = np.empty(size, dtype=dtype)
-        return buf[:size].reshape(shape)
-
-    def _batched(self) -> bool:
-        return self.num_spatial <= 3
-
-    def _batch_chunks(self, start: int = 0, end: int | None = None, whole: bool = True):
-        """Chunks of images [start, end): all of them when their columns fit _WHOLE_BATCH_ELEMS
-        (and whole is set), else as many per chunk as _BATCH_CHUNK_ELEMS allows."""
-        end = self.num if end is None else end
-        per_image = max(self.kernel_dim * self.group * self.col_positions, 1)
-        if whole and per_image * (end - start) <= _WHOLE_BATCH_ELEMS:
-            step = max(end - start, 1)
-        else:
-            step = max(1, min(end - start, _BATCH_CHUNK_ELEMS // per_image))
-        for first in range(start, end, step):
-            yield first, min(end, first + step)
-
-    def _cols_batched(self, img: np.ndarray) -> np.ndarray:
-        """img (n, conv_in_ch, *img_spatial) -> col (kernel_dim*group, n*P)."""
-        n, p = img.shape[0], self.col_positions
-        col = self._cpu_buffer("col", (self.kernel_dim * self.group, n * p), img.dtype)
-        if self.is_1x1:
-            images_to_batched(img.reshape(n, self.conv_in_ch, p), col)
-        else:
+    # -- fused CPU path (up to 3 spatial axes): see engine.kernels.cpu.conv
+    def _column_plan(self) -> ColumnPlan | None:
+        """The fused kernels' plan for this geometry, or None where the generic path must run."""
+        if self.num_spatial > 3 or not blas.available():
+            return None
+        key = (self.conv_in_ch, self.img_spatial, self.col_spatial)
+        if getattr(self, "_plan_key", None) != key:
             g = self.geom
-            im2col_batched(img, g.kernel, g.pad, g.stride, g.dilation, self.col_spatial, col)
-        return col
-
-    def _to_batched(self, arr: np.ndarray, name: str) -> np.ndarray:
-        """(n, ch, P) -> (ch, n*P): the layout of a GEMM over the whole chunk."""
-        n, ch, p = arr.shape
-        out = self._cpu_buffer(name, (ch, n * p), arr.dtype)
-        images_to_batched(arr, out)
-        return out
-
-    def _forward_batched(self, x: np.ndarray, y: np.ndarray) -> None:
-        """y (num, conv_out_ch, P) = W * im2col(x) (+ bias), one GEMM per group per chunk."""
-        kd, m, p = self.kernel_dim, self.conv_out_ch // self.group, self.col_positions
-        w = self._weight_groups(self.blobs[0].cpu_data())
-        bias = self.blobs[1].cpu_data() if self.bias_term else None
-        chunks = list(self._batch_chunks())
-        for s, e in chunks:
-            col = self._cols_batched(x[s:e])
-            out = self._cpu_buffer("out", (self.conv_out_ch, (e - s) * p), x.dtype)
-            for gi in range(self.group):
-                np.matmul(w[gi], col[gi * kd : (gi + 1) * kd], out=out[gi * m : (gi + 1) * m])
-            batched_to_images(out, y[s:e], bias)  # + bias after the GEMM, as Caffe
-        # When the whole batch was one chunk, the column buffer still holds im2col(x) for the weight
-        # gradient; a copy of x (kernel_dim times smaller than the columns) tells backward whether x
-        # is bit-for-bit unchanged, so reusing the columns gives what recomputing them would.
-        self._cols_of = None
-        if len(chunks) == 1:
-            self._cols_of = self._cpu_buffer("cols_of", x.shape, x.dtype)
-            self._cols_of[...] = x
-
-    def _cached_cols(self, x: np.ndarray) -> np.ndarray | None:
-        """The column buffer if it holds im2col of exactly x (see _forward_batched), else None."""
-        saved = getattr(self, "_cols_of", None)
-        if saved is None or saved.shape != x.shape or saved.dtype != x.dtype:
-            return None
-        bits = np.dtype(f"u{x.dtype.itemsize}")
-        if not np.array_equal(saved.view(bits), np.ascontiguousarray(x).view(bits)):
-            return None
-        return self._cpu_buffer("col", (self.kernel_dim * self.group, x.shape[0] * self.col_positions),
-                                x.dtype)
-
-    def _backward_batched(self, x: np.ndarray, td: np.ndarray, want_w: bool, bd: np.ndarray | None) -> None:
-        """weight_diff += td * col^T; bd = col2im(W^T * td) (overwritten); one GEMM per group per chunk."""
-        kd, m, p = self.kernel_dim, self.conv_out_ch // self.group, self.col_positions
-        w = self._weight_groups(self.blobs[0].cpu_data())
-        chunks = list(self._batch_chunks())
-        cached = self._cached_cols(x) if want_w and len(chunks) == 1 else None
-        for s, e in chunks:
-            tdb = self._to_batched(td[s:e], "top_diff")
-            if want_w:
-                col = cached
-                if col is None:
-                    self._cols_of = None  # the column buffer is overwritten
-                    col = self._cols_batched(x[s:e])
-                wd = self._weight_groups(self.blobs[0].diff)
-                for gi in range(self.group):
-                    wd[gi] += tdb[gi * m : (gi + 1) * m] @ col[gi * kd : (gi + 1) * kd].T
-            if bd is None:
-                continue
-            for ss, ee in self._batch_chunks(s, e, whole=False):
-                part = tdb[:, (ss - s) * p : (ee - s) * p]
-                col_diff = self._cpu_buffer("col_diff", (kd * self.group, (ee - ss) * p), x.dtype)
-                for gi in range(self.group):
-                    np.matmul(w[gi].T, part[gi * m : (gi + 1) * m], out=col_diff[gi * kd : (gi + 1) * kd])
-                if self.is_1x1:
-                    batched_to_images(col_diff, bd[ss:ee].reshape(ee - ss, self.conv_in_ch, p))
-                else:
-                    g = self.geom
-                    col2im_batched(col_diff, g.kernel, g.pad, g.stride, g.dilation, self.col_spatial,
-                                   bd[ss:ee])
+            self._plan = ColumnPlan(self.conv_in_ch, self.img_spatial, self.col_spatial, g.kernel, g.pad,
+                                    g.stride, g.dilation, self.kernel_dim * self.group, self.is_1x1)
+            self._plan_key = key
+        return self._plan
 
     def _add_bias(self, out: np.ndarray) -> None:
         out += self.blobs[1].cpu_data().reshape(1, -1, 1)
@@ -394,8 +291,10 @@ class ConvolutionLayer(_BaseConvolution):
         for b, t in zip(bottom, top, strict=True):
             x = b.cpu_data().reshape(n_img)
             y = t.data.reshape(self.num, self.num_output, self.col_positions)
-            if self._batched():
-                self._forward_batched(x, y)
+            plan = self._column_plan()
+            if plan is not None:
+                bias = self.blobs[1].cpu_data() if self.bias_term else None
+                plan.forward(x, self.blobs[0].cpu_data(), self.group, bias, y)  # + bias after, as Caffe
                 continue
             for s, e in _chunks(self.num, per_image):
                 self._forward_gemm(self._to_col(x[s:e]), y[s:e])
@@ -416,8 +315,13 @@ class ConvolutionLayer(_BaseConvolution):
                 continue
             x = b.cpu_data().reshape(n_img)
             bd = b.diff.reshape(n_img) if propagate_down[i] else None
-            if self._batched():
-                self._backward_batched(x, td, want_w, bd)
+            plan = self._column_plan()
+            if plan is not None:
+                w = self.blobs[0].cpu_data()
+                if want_w:
+                    plan.weight_gradient(x, td, self.group, self.blobs[0].diff)
+                if bd is not None:
+                    plan.backward(td, w, self.group, None, bd)
                 continue
             for s, e in _chunks(self.num, per_image):
                 if want_w:
@@ -483,6 +387,11 @@ class DeconvolutionLayer(_BaseConvolution):
         for b, t in zip(bottom, top, strict=True):
             x = b.cpu_data().reshape(self.num, self.channels, self.col_positions)
             y = t.data.reshape(out_img)
+            plan = self._column_plan()
+            if plan is not None:
+                bias = self.blobs[1].cpu_data() if self.bias_term else None
+                plan.backward(x, self.blobs[0].cpu_data(), self.group, bias, y)  # + bias after, as Caffe
+                continue
             for s, e in _chunks(self.num, per_image):
                 self._from_col(self._backward_gemm(x[s:e]), y[s:e])
             if self.bias_term:
@@ -503,6 +412,13 @@ class DeconvolutionLayer(_BaseConvolution):
             td_img = td.reshape(out_img)
             x = b.cpu_data().reshape(self.num, self.channels, self.col_positions)
             bd = b.diff.reshape(self.num, self.channels, self.col_positions) if propagate_down[i] else None
+            plan = self._column_plan()
+            if plan is not None:
+                if want_w:
+                    plan.weight_gradient(td_img, x, self.group, self.blobs[0].diff)
+                if bd is not None:
+                    plan.forward(td_img, self.blobs[0].cpu_data(), self.group, None, bd)
+                continue
             for s, e in _chunks(self.num, per_image):
                 col = self._to_col(td_img[s:e])
                 if want_w:

@@ -1,26 +1,22 @@
-"""The batched CPU convolution path (one GEMM per chunk of the batch) against the per-image path
-and the batched im2col/col2im kernels against the per-image ones, on awkward geometries."""
+"""The fused CPU convolution path (engine.kernels.cpu.conv: im2col and GEMM per image across
+threads) against the generic per-chunk path, on awkward geometries, for Convolution and
+Deconvolution; the per-thread BLAS binding; and the pooling kernels against direct references."""
 
+import numba
 import numpy as np
 import pytest
 
 import engine.nn.vision_conv as vc
 from engine.blob import Blob
-from engine.kernels.cpu.im2col import (
-    batched_to_images,
-    col2im,
-    col2im_batched,
-    im2col,
-    im2col_batched,
-    images_to_batched,
-)
+from engine.kernels.cpu import blas
+from engine.kernels.cpu.conv import MODE_1X1, MODE_2D, MODE_2D_UNIT, MODE_3D, ColumnPlan
 from engine.layer import create_layer
 from tests.layers.helpers import layer_param, make_blobs
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 }'
 
 # (convolution_param body, bottom shape): stride 2, dilation 2, pad > kernel/2, rectangular,
-# groups, 1x1, 1-D, 3-D
+# groups, 1x1 (plain and strided), 1-D, 3-D
 GEOMETRIES = [
     ("num_output: 4 kernel_size: 3 stride: 2", (3, 2, 7, 8)),
     ("num_output: 3 kernel_size: 3 dilation: 2 pad: 1", (2, 2, 8, 7)),
@@ -29,23 +25,28 @@ GEOMETRIES = [
     ("num_output: 4 kernel_size: 3 group: 2 pad: 1 stride: 2", (3, 4, 7, 6)),
     ("num_output: 5 kernel_size: 1", (3, 3, 4, 5)),
     ("num_output: 6 kernel_size: 1 group: 3 bias_term: false", (2, 6, 3, 4)),
+    ("num_output: 4 kernel_size: 1 stride: 2", (3, 2, 5, 6)),
     ("num_output: 2 kernel_size: 3 pad: 1 stride: 2", (3, 2, 9)),
     ("num_output: 2 kernel_size: 2 pad: 1 dilation: 2", (2, 2, 4, 5, 4)),
+    ("num_output: 4 kernel_size: 2 stride: 2 group: 2", (3, 2, 4, 6, 5)),
+    ("num_output: 4 kernel_size: 3 pad: 1", (5, 3, 6, 6)),
 ]
 
 
-def _pass(body, shape, batched: bool, monkeypatch, chunk: int | None = None, whole: int | None = None):
+def _pass(kind, body, shape, fused: bool, monkeypatch, dtype=np.float64):
     """Forward + backward through a fresh layer with a fixed seed; (top, bottom diff, param diffs)."""
-    monkeypatch.setattr(vc._BaseConvolution, "_batched", lambda self: batched)
-    if chunk is not None:
-        monkeypatch.setattr(vc, "_BATCH_CHUNK_ELEMS", chunk)
-    if whole is not None:
-        monkeypatch.setattr(vc, "_WHOLE_BATCH_ELEMS", whole)
+    with monkeypatch.context() as patch:
+        if not fused:
+            patch.setattr(vc._BaseConvolution, "_column_plan", lambda self: None)
+        return _run(kind, body, shape, dtype)
+
+
+def _run(kind, body, shape, dtype):
     layer = create_layer(layer_param(
-        f'name: "conv" type: "Convolution" convolution_param {{ {body} {FILLERS} }}'))
+        f'name: "conv" type: "{kind}" convolution_param {{ {body} {FILLERS} }}'))
     rng = np.random.default_rng(7)
-    bottom = make_blobs([shape], rng, dtype=np.float64)
-    top = Blob(dtype=np.float64)
+    bottom = make_blobs([shape], rng, dtype=dtype)
+    top = Blob(dtype=dtype)
     layer.setup(bottom, [top])
     for blob, value in zip(layer.blobs, (0.25, -0.5), strict=False):
         blob.data[...] = rng.normal(size=blob.shape)
@@ -57,90 +58,108 @@ def _pass(body, shape, batched: bool, monkeypatch, chunk: int | None = None, who
     return top.data.copy(), bottom[0].diff.copy(), [b.diff.copy() for b in layer.blobs], layer
 
 
-@pytest.mark.parametrize("body, shape", GEOMETRIES)
-def test_batched_conv_matches_per_image_path(body, shape, monkeypatch):
-    top_a, bd_a, pd_a, layer_a = _pass(body, shape, False, monkeypatch)
-    top_b, bd_b, pd_b, layer_b = _pass(body, shape, True, monkeypatch)
-    for blob_a, blob_b in zip(layer_a.blobs, layer_b.blobs, strict=True):
-        np.testing.assert_array_equal(blob_a.data, blob_b.data)
-    assert np.abs(top_a).max() > 0
-    np.testing.assert_allclose(top_b, top_a, rtol=1e-12, atol=1e-12)
+def _assert_same(a, b, rtol):
+    top_a, bd_a, pd_a, _ = a
+    top_b, bd_b, pd_b, _ = b
+    assert np.abs(top_a).max() > 0 and np.abs(bd_a).max() > 0
+    np.testing.assert_allclose(top_b, top_a, rtol=rtol, atol=rtol)
     assert not np.any(bd_b == 99.0)
-    np.testing.assert_allclose(bd_b, bd_a, rtol=1e-12, atol=1e-12)
-    for a, b in zip(pd_a, pd_b, strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bd_b, bd_a, rtol=rtol, atol=rtol)
+    for x, y in zip(pd_a, pd_b, strict=True):
+        np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol)
 
 
-@pytest.mark.parametrize("body", ["num_output: 3 kernel_size: 3 pad: 1",
-                                  "num_output: 4 kernel_size: 3 pad: 1 group: 2"])
-def test_batched_conv_chunks_of_the_batch_give_the_same_result(body, monkeypatch):
-    shape = (5, 2, 6, 6)
-    whole = _pass(body, shape, True, monkeypatch)
-    per_image = 2 * 9 * 36
-    # chunks of 2, 2, 1 images everywhere; then the whole batch forward and for the weight gradient,
-    # the column gradient in chunks of 2, 2, 1
-    for kw in ({"chunk": 2 * per_image, "whole": 2 * per_image}, {"chunk": 2 * per_image, "whole": 1 << 30}):
-        chunked = _pass(body, shape, True, monkeypatch, **kw)
-        for a, b in zip(whole[:2], chunked[:2], strict=True):
-            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
-        for a, b in zip(whole[2], chunked[2], strict=True):
-            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+def test_the_bundled_blas_is_bound_where_numpy_comes_from_its_wheel():
+    # the project installs numpy from PyPI wheels, which bundle it: the fast path must be active
+    assert blas.available(), "NumPy's bundled OpenBLAS was not found; the CPU convolution would be slow"
 
 
-KERNEL_GEOMS = [
-    # kernel, pad, stride, dilation, spatial
-    ((3, 3), (1, 1), (1, 1), (1, 1), (5, 6)),
-    ((3, 2), (2, 0), (2, 3), (1, 2), (7, 9)),
-    ((5, 5), (4, 4), (1, 1), (1, 1), (4, 4)),  # pad bigger than half the kernel
-    ((2, 3), (1, 1), (3, 1), (2, 2), (6, 7)),
-    ((3,), (1,), (2,), (1,), (10,)),
-    ((2, 2, 3), (1, 0, 1), (1, 2, 1), (1, 1, 2), (3, 5, 6)),
-]
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+@pytest.mark.parametrize("body, shape", GEOMETRIES)
+def test_fused_conv_matches_the_generic_path(kind, body, shape, monkeypatch):
+    generic = _pass(kind, body, shape, False, monkeypatch)
+    fused = _pass(kind, body, shape, True, monkeypatch)
+    for blob_a, blob_b in zip(generic[3].blobs, fused[3].blobs, strict=True):
+        np.testing.assert_array_equal(blob_a.data, blob_b.data)
+    _assert_same(generic, fused, 1e-12)
 
 
-def _out(kernel, pad, stride, dil, spatial):
-    return tuple((s + 2 * p - (d * (k - 1) + 1)) // st + 1
-                 for k, p, st, d, s in zip(kernel, pad, stride, dil, spatial, strict=True))
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+def test_fused_conv_in_float32(kind, monkeypatch):
+    body, shape = "num_output: 4 kernel_size: 3 pad: 1 group: 2", (5, 4, 6, 7)
+    _assert_same(_pass(kind, body, shape, False, monkeypatch, np.float32),
+                 _pass(kind, body, shape, True, monkeypatch, np.float32), 1e-5)
 
 
-@pytest.mark.parametrize("kernel, pad, stride, dil, spatial", KERNEL_GEOMS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batched_kernels_equal_per_image_kernels(kernel, pad, stride, dil, spatial, dtype):
-    rng = np.random.default_rng(1)
-    n, c = 3, 2
-    out = _out(kernel, pad, stride, dil, spatial)
-    rows = c * int(np.prod(kernel))
-    img = rng.normal(size=(n, c, *spatial)).astype(dtype)
-    col_ref = np.empty((n, rows, int(np.prod(out))), dtype)
-    im2col(img, kernel, pad, stride, dil, out, col_ref)
-    col = np.full((rows, n * int(np.prod(out))), np.nan, dtype)
-    im2col_batched(img, kernel, pad, stride, dil, out, col)
-    np.testing.assert_array_equal(col.reshape(rows, n, -1), col_ref.transpose(1, 0, 2))
-    assert not np.isnan(col).any() and np.count_nonzero(col) > 0
-
-    vals = rng.normal(size=col_ref.shape).astype(dtype)
-    img_ref = np.empty_like(img)
-    col2im(vals, kernel, pad, stride, dil, out, img_ref)
-    got = np.full_like(img, np.nan)
-    col2im_batched(np.ascontiguousarray(vals.transpose(1, 0, 2)).reshape(rows, -1), kernel, pad, stride, dil,
-                   out, got)
-    # same values added in the same order per image: bit-identical
-    np.testing.assert_array_equal(got, img_ref)
+def test_fused_conv_gives_the_same_values_on_one_thread_and_is_repeatable(monkeypatch):
+    body, shape = "num_output: 3 kernel_size: 3 pad: 1 stride: 2", (7, 2, 6, 6)
+    many = _pass("Convolution", body, shape, True, monkeypatch)
+    again = _pass("Convolution", body, shape, True, monkeypatch)
+    for a, b in zip(many[:2] + tuple(many[2]), again[:2] + tuple(again[2]), strict=True):
+        np.testing.assert_array_equal(a, b)  # fixed image-to-thread split: bit-for-bit repeatable
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = _pass("Convolution", body, shape, True, monkeypatch)
+    finally:
+        numba.set_num_threads(before)
+    _assert_same(many, one, 1e-12)
 
 
-def test_batched_im2col_zero_fills_the_padding():
-    img = np.ones((1, 1, 2, 2))
-    col = np.full((9, 4), np.nan)
-    im2col_batched(img, (3, 3), (1, 1), (1, 1), (1, 1), (2, 2), col)
-    # centre tap sees every pixel; the top-left tap sees only the pixel at output (1, 1)
-    np.testing.assert_array_equal(col[4], [1, 1, 1, 1])
-    np.testing.assert_array_equal(col[0], [0, 0, 0, 1])
+def test_column_plan_picks_the_kernel_for_the_geometry():
+    def mode(spatial, kernel, pad, stride, dil):
+        out = [(s + 2 * p - (d * (k - 1) + 1)) // st + 1
+               for s, k, p, st, d in zip(spatial, kernel, pad, stride, dil, strict=True)]
+        one = all(k == 1 for k in kernel) and all(s == 1 for s in stride) and not any(pad)
+        return ColumnPlan(2, spatial, out, kernel, pad, stride, dil, 2 * int(np.prod(kernel)), one).mode
 
-
-def test_batched_kernels_reject_more_than_three_axes():
-    img = np.zeros((1, 1, 2, 2, 2, 2))
+    assert mode((5, 5), (1, 1), (0, 0), (1, 1), (1, 1)) == MODE_1X1
+    assert mode((5, 5), (3, 3), (1, 1), (1, 1), (1, 1)) == MODE_2D_UNIT
+    assert mode((9,), (3,), (1,), (1,), (1,)) == MODE_2D_UNIT
+    assert mode((5, 5), (3, 3), (1, 1), (2, 1), (1, 1)) == MODE_2D
+    assert mode((5, 5), (1, 1), (0, 0), (2, 2), (1, 1)) == MODE_2D
+    assert mode((4, 5, 6), (2, 2, 2), (0, 0, 0), (1, 1, 1), (1, 1, 1)) == MODE_3D
     with pytest.raises(ValueError, match="3 spatial axes"):
-        im2col_batched(img, (1,) * 4, (0,) * 4, (1,) * 4, (1,) * 4, (2,) * 4, np.zeros((1, 16)))
+        ColumnPlan(1, (2, 2, 2, 2), (2, 2, 2, 2), (1,) * 4, (0,) * 4, (1,) * 4, (1,) * 4, 1, True)
+
+
+def test_without_the_blas_binding_the_generic_path_runs(monkeypatch):
+    monkeypatch.setattr(blas, "LIBRARY", None)
+    layer = create_layer(layer_param('name: "c" type: "Convolution" convolution_param { num_output: 2 '
+                                     'kernel_size: 3 }'))
+    bottom, top = make_blobs([(1, 1, 4, 4)], np.random.default_rng(0)), Blob()
+    layer.setup(bottom, [top])
+    assert layer._column_plan() is None
+    layer.forward(bottom, [top])
+    assert top.shape == (1, 2, 2, 2) and np.isfinite(top.data).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_blas_gemm_on_flat_buffers_with_offsets(dtype, trans_a, trans_b):
+    from numba import njit
+
+    @njit
+    def call(ta, tb, m, n, k, a, ao, b, bo, beta, c, co):
+        prev = blas.single_threaded()
+        blas.gemm(ta, tb, m, n, k, a, ao, b, bo, beta, c, co)
+        blas.restore(prev)
+
+    rng = np.random.default_rng(3)
+    m, n, k = 3, 5, 4
+    a = rng.normal(size=(k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.normal(size=(n, k) if trans_b else (k, n)).astype(dtype)
+    c0 = rng.normal(size=(m, n)).astype(dtype)
+    flat_a, flat_b = np.concatenate([[7.0], a.ravel()]).astype(dtype), np.concatenate([[7.0] * 2, b.ravel()])
+    flat_b = flat_b.astype(dtype)
+    flat_c = np.concatenate([[7.0] * 3, c0.ravel(), [7.0]]).astype(dtype)
+    expect = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    call(trans_a, trans_b, m, n, k, flat_a, 1, flat_b, 2, 1.0, flat_c, 3)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(flat_c[3:-1].reshape(m, n), expect + c0, rtol=tol, atol=tol)
+    assert flat_c[0] == flat_c[-1] == 7.0  # nothing written outside the output
+    call(trans_a, trans_b, m, n, k, flat_a, 1, flat_b, 2, 0.0, flat_c, 3)
+    np.testing.assert_allclose(flat_c[3:-1].reshape(m, n), expect, rtol=tol, atol=tol)
 
 
 def test_max_pooling_allocates_its_argmax_buffer_on_the_first_forward_only():
@@ -165,79 +184,6 @@ def test_max_pooling_allocates_its_argmax_buffer_on_the_first_forward_only():
     # the max of each 2x2 window is its bottom-right element of an increasing ramp
     np.testing.assert_array_equal(bottom[0].diff[0, 0, 1::2, 1::2], np.ones((3, 3)))
     assert bottom[0].diff.sum() == 9 * 3
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_layout_copies_between_images_and_the_gemm_layout(dtype):
-    rng = np.random.default_rng(2)
-    imgs = rng.normal(size=(3, 4, 5)).astype(dtype)
-    batched = np.full((4, 15), np.nan, dtype)
-    images_to_batched(imgs, batched)
-    np.testing.assert_array_equal(batched.reshape(4, 3, 5), imgs.transpose(1, 0, 2))
-    back = np.full_like(imgs, np.nan)
-    batched_to_images(batched, back)
-    np.testing.assert_array_equal(back, imgs)
-    bias = rng.normal(size=4).astype(dtype)
-    batched_to_images(batched, back, bias)
-    np.testing.assert_array_equal(back, imgs + bias[None, :, None])
-    assert back.dtype == dtype
-
-
-def _conv(body, shape, n_bottoms=1, seed=5):
-    layer = create_layer(layer_param(
-        f'name: "conv" type: "Convolution" convolution_param {{ {body} {FILLERS} }}'))
-    rng = np.random.default_rng(seed)
-    bottoms = make_blobs([shape] * n_bottoms, rng, dtype=np.float64)
-    tops = [Blob(dtype=np.float64) for _ in range(n_bottoms)]
-    layer.setup(bottoms, tops)
-    for blob in layer.blobs:
-        blob.data[...] = rng.normal(size=blob.shape)
-    return layer, bottoms, tops, rng
-
-
-def test_weight_gradient_reuses_the_forward_columns_only_for_an_unchanged_bottom(monkeypatch):
-    body, shape = "num_output: 3 kernel_size: 3 pad: 1", (2, 2, 5, 5)
-    calls = []
-    real = vc.im2col_batched
-    monkeypatch.setattr(vc, "im2col_batched", lambda *a: calls.append(1) or real(*a))
-    layer, bottoms, tops, rng = _conv(body, shape)
-    layer.forward(bottoms, tops)
-    tops[0].diff[...] = rng.normal(size=tops[0].shape)
-    layer.backward(tops, [True], bottoms)
-    assert len(calls) == 1  # the backward pass reused the forward's columns
-    reused = layer.blobs[0].diff.copy()
-
-    # the same bottom changed in place after the forward: the columns must be recomputed
-    bottoms[0].data[0, 0, 0, 0] += 1.0
-    layer.blobs[0].diff[...] = 0
-    layer.backward(tops, [True], bottoms)
-    assert len(calls) == 2
-    monkeypatch.setattr(vc._BaseConvolution, "_batched", lambda self: False)
-    expected = np.zeros_like(reused)
-    layer.blobs[0].diff[...] = 0
-    layer.backward(tops, [True], bottoms)
-    expected[...] = layer.blobs[0].diff
-    monkeypatch.setattr(vc._BaseConvolution, "_batched", lambda self: True)
-    layer.blobs[0].diff[...] = 0
-    layer.backward(tops, [True], bottoms)
-    np.testing.assert_allclose(layer.blobs[0].diff, expected, rtol=1e-12, atol=1e-12)
-    assert not np.allclose(expected, reused)
-
-
-def test_two_bottoms_do_not_share_cached_columns(monkeypatch):
-    body, shape = "num_output: 2 kernel_size: 2 stride: 1", (2, 2, 4, 4)
-    results = []
-    for batched in (False, True):
-        monkeypatch.setattr(vc._BaseConvolution, "_batched", lambda self, b=batched: b)
-        layer, bottoms, tops, rng = _conv(body, shape, n_bottoms=2)
-        layer.forward(bottoms, tops)
-        for t in tops:
-            t.diff[...] = rng.normal(size=t.shape)
-        layer.blobs[0].diff[...] = 0
-        layer.backward(tops, [True, True], bottoms)
-        results.append((layer.blobs[0].diff.copy(), bottoms[0].diff.copy(), bottoms[1].diff.copy()))
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("k, s, p, size", [(3, 2, 0, 9), (2, 2, 1, 6), (3, 1, 1, 5), (4, 3, 2, 8),

@@ -6,12 +6,12 @@ im2col_nd_cpu lay them out. Fewer than 3 spatial axes are handled by padding
 the geometry with leading singleton axes (kernel 1, pad 0, stride 1), which
 adds no work. col2im accumulates in Caffe's loop order, so float sums match.
 
-The *batched* variants lay a whole mini-batch (or a chunk of it) out as one matrix,
-col (C*prod(kernel), n, *out): row (channel, kernel offset) as above, column
-(image, output position). One GEMM then covers every image of the chunk, which is
-much faster than one small GEMM per image (BLAS threads synchronise per call).
-Each image's values and, for col2im, each image's order of accumulation are the
-same as in the per-image layout.
+The *batched* kernels (`_im2col3_batched`, the 2-D `_unit`/`_padded` ones) lay images out as
+col (C*prod(kernel), n, *out): row (channel, kernel offset) as above, column (image, output
+position). engine.kernels.cpu.conv calls them one image at a time (n = 1), where the layout is
+the per-image one. The 2-D kernels copy through a zero-bordered image, so their copy loops have
+no bounds tests and vectorise. Each image's values and, for col2im, each image's order of
+accumulation are those of the per-image kernels.
 """
 
 from __future__ import annotations
@@ -263,21 +263,6 @@ def _col2im2_unit(col, kh, kw, ph, pw, img, pad):
                     img[b, c, y, x] = pad[c, y + ph, x + pw]
 
 
-def _padded_args(img_shape, col_rows, n, kernel, pad, stride, dilation, out):
-    """4-D shapes, geometry and the scratch shape for the 2-D padded kernels (1-D as height 1)."""
-    pre = 2 - (len(img_shape) - 2)
-    sp = [1] * pre + list(img_shape[2:])
-    k = [1] * pre + list(kernel)
-    p = [0] * pre + list(pad)
-    st = [1] * pre + list(stride)
-    d = [1] * pre + list(dilation)
-    o = [1] * pre + list(out)
-    # rows up to the last one any window reads (at least the image plus its leading pad)
-    rows = [max(sp[a] + p[a], (o[a] - 1) * st[a] + (k[a] - 1) * d[a] + 1) for a in range(2)]
-    return ((img_shape[0], img_shape[1], *sp), (col_rows, n, *o),
-            (k[0], k[1], p[0], p[1], st[0], st[1], d[0], d[1]), (img_shape[1], rows[0], rows[1]))
-
-
 def _pad3(values: Sequence[int], fill: int) -> list[int]:
     return [fill] * (3 - len(values)) + [int(v) for v in values]
 
@@ -338,86 +323,3 @@ def col2im(col: np.ndarray, kernel, pad, stride, dilation, out, img: np.ndarray)
     target = idx.ravel()[valid.ravel()]
     for r in range(n * chans):
         flat[r] = np.bincount(target, weights=rows[r], minlength=size)
-
-
-def _geom5(img_shape, col_rows, n, kernel, pad, stride, dilation, out):
-    shape5 = tuple(img_shape[:2]) + tuple(_pad3(img_shape[2:], 1))
-    cshape5 = (col_rows, n, *_pad3(out, 1))
-    return shape5, cshape5, (*_pad3(kernel, 1), *_pad3(pad, 0), *_pad3(stride, 1), *_pad3(dilation, 1))
-
-
-def im2col_batched(img: np.ndarray, kernel, pad, stride, dilation, out, col: np.ndarray) -> None:
-    """img (n, C, *spatial) -> col (C*prod(kernel), n, *out), up to 3 spatial axes; col C-contiguous."""
-    if img.ndim - 2 > 3:
-        raise ValueError("im2col_batched handles up to 3 spatial axes")
-    n, chans = img.shape[:2]
-    if img.ndim <= 4:
-        shape4, cshape4, geom, scratch = _padded_args(img.shape, col.shape[0], n, kernel, pad, stride,
-                                                      dilation, out)
-        args = (np.ascontiguousarray(img).reshape(shape4), col.reshape(cshape4), np.empty(scratch, img.dtype))
-        if geom[4:] == (1, 1, 1, 1):
-            _im2col2_unit(args[0], *geom[:4], *args[1:])
-        else:
-            _im2col2_padded(args[0], *geom, *args[1:])
-        return
-    shape5, cshape5, geom = _geom5(img.shape, col.shape[0], n, kernel, pad, stride, dilation, out)
-    _im2col3_batched(np.ascontiguousarray(img).reshape(shape5), *geom, col.reshape(cshape5))
-
-
-def col2im_batched(col: np.ndarray, kernel, pad, stride, dilation, out, img: np.ndarray) -> None:
-    """img (n, C, *spatial) = scatter-add of col (C*prod(kernel), n, *out) (overwrites img)."""
-    if img.ndim - 2 > 3:
-        raise ValueError("col2im_batched handles up to 3 spatial axes")
-    if not img.flags.c_contiguous:
-        raise ValueError("col2im needs a C-contiguous image buffer")
-    n = img.shape[0]
-    if img.ndim <= 4:
-        shape4, cshape4, geom, scratch = _padded_args(img.shape, col.shape[0], n, kernel, pad, stride,
-                                                      dilation, out)
-        args = (np.ascontiguousarray(col).reshape(cshape4), img.reshape(shape4), np.empty(scratch, img.dtype))
-        if geom[4:] == (1, 1, 1, 1):
-            _col2im2_unit(args[0], *geom[:4], *args[1:])
-        else:
-            _col2im2_padded(args[0], *geom, *args[1:])
-        return
-    shape5, cshape5, geom = _geom5(img.shape, col.shape[0], n, kernel, pad, stride, dilation, out)
-    _col2im3_batched(np.ascontiguousarray(col).reshape(cshape5), *geom, img.reshape(shape5))
-
-
-@njit(cache=True)
-def _unbatch(src, bias, use_bias, dst):
-    n, chans, p = dst.shape
-    for b in range(n):
-        for c in range(chans):
-            s = src[c, b * p : (b + 1) * p]
-            d = dst[b, c]
-            if use_bias:
-                bc = bias[c]
-                for i in range(p):
-                    d[i] = s[i] + bc
-            else:
-                for i in range(p):
-                    d[i] = s[i]
-
-
-@njit(cache=True)
-def _batch(src, dst):
-    n, chans, p = src.shape
-    for b in range(n):
-        for c in range(chans):
-            s = src[b, c]
-            d = dst[c, b * p : (b + 1) * p]
-            for i in range(p):
-                d[i] = s[i]
-
-
-def batched_to_images(src: np.ndarray, dst: np.ndarray, bias: np.ndarray | None = None) -> None:
-    """dst (n, C, P) = src (C, n*P) (+ bias per channel): the GEMM layout back to images
-    (about 2x faster than numpy's transposed copy)."""
-    use_bias = bias is not None
-    _unbatch(src, bias if use_bias else src[:, 0], use_bias, dst)
-
-
-def images_to_batched(src: np.ndarray, dst: np.ndarray) -> None:
-    """dst (C, n*P) = src (n, C, P): images to the GEMM layout."""
-    _batch(np.ascontiguousarray(src), dst)
