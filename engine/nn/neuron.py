@@ -17,6 +17,7 @@ from engine.blob import Blob
 from engine.errors import WiringError
 from engine.fillers import fill
 from engine.kernels.cpu import neuron as K
+from engine.kernels.cpu.relu import relu_backward, relu_forward
 from engine.kernels.gpu import math as GM
 from engine.kernels.gpu import neuron as KG
 from engine.kernels.gpu.common import Scratch, launch, reduce_blocks
@@ -120,14 +121,15 @@ class ReLULayer(NeuronLayer):
     def gradient(self, x, y, dy):
         return dy * ((x > 0) + self.slope * (x <= 0)).astype(dy.dtype)
 
-    # Plain ReLU (slope 0) is most of the activations in a conv net: write straight into the
-    # top / bottom diff instead of building three temporaries. Same values as the general formula.
+    # Plain ReLU (slope 0) is most of the activations in a conv net: one threaded pass straight into
+    # the top / bottom diff (engine.kernels.cpu.relu) instead of three temporaries. Same values as
+    # the general formula, -inf -> NaN included.
     def forward_cpu(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         if self.slope != 0:
             super().forward_cpu(bottom, top)
             return
         self._input_copy = None
-        np.maximum(bottom[0].cpu_data(), 0, out=top[0].data)
+        relu_forward(bottom[0].cpu_data(), 0.0, top[0].data)
 
     def backward_cpu(
         self, top: Sequence[Blob], propagate_down: Sequence[bool], bottom: Sequence[Blob]
@@ -135,8 +137,7 @@ class ReLULayer(NeuronLayer):
         if self.slope != 0 or not propagate_down[0]:
             super().backward_cpu(top, propagate_down, bottom)
             return
-        positive = bottom[0].cpu_data() > 0
-        np.multiply(top[0].cpu_diff(), positive, out=bottom[0].diff)
+        relu_backward(bottom[0].cpu_data(), top[0].cpu_diff(), 0.0, bottom[0].diff)
 
     def compute_gpu(self, n, x, y):
         launch(KG.relu_forward, n)(n, x, y, x.dtype.type(self.slope))

@@ -317,11 +317,8 @@ class ConvolutionLayer(_BaseConvolution):
             bd = b.diff.reshape(n_img) if propagate_down[i] else None
             plan = self._column_plan()
             if plan is not None:
-                w = self.blobs[0].cpu_data()
-                if want_w:
-                    plan.weight_gradient(x, td, self.group, self.blobs[0].diff)
-                if bd is not None:
-                    plan.backward(td, w, self.group, None, bd)
+                wd = self.blobs[0].diff if want_w else None
+                plan.backward(td, self.blobs[0].cpu_data(), self.group, None, bd, sources=x, wd=wd)
                 continue
             for s, e in _chunks(self.num, per_image):
                 if want_w:
@@ -414,10 +411,8 @@ class DeconvolutionLayer(_BaseConvolution):
             bd = b.diff.reshape(self.num, self.channels, self.col_positions) if propagate_down[i] else None
             plan = self._column_plan()
             if plan is not None:
-                if want_w:
-                    plan.weight_gradient(td_img, x, self.group, self.blobs[0].diff)
-                if bd is not None:
-                    plan.forward(td_img, self.blobs[0].cpu_data(), self.group, None, bd)
+                wd = self.blobs[0].diff if want_w else None
+                plan.forward(td_img, self.blobs[0].cpu_data(), self.group, None, bd, values=x, wd=wd)
                 continue
             for s, e in _chunks(self.num, per_image):
                 col = self._to_col(td_img[s:e])
