@@ -84,6 +84,20 @@ def test_fused_conv_matches_the_generic_path(kind, body, shape, monkeypatch):
     _assert_same(generic, fused, 1e-12)
 
 
+@pytest.mark.parametrize("body, shape", [
+    ("num_output: 4 kernel_size: 3 pad: 1", (3, 5, 6, 6)),
+    ("num_output: 4 kernel_size: 3 pad: 1 stride: 2 group: 2", (2, 6, 7, 6)),
+    ("num_output: 2 kernel_size: 2 pad: 1", (2, 3, 4, 5, 4)),
+])
+def test_conv_backward_in_blocks_of_one_channel_matches_the_generic_path(body, shape, monkeypatch):
+    import engine.kernels.cpu.conv as kc
+
+    generic = _pass("Convolution", body, shape, False, monkeypatch)
+    monkeypatch.setattr(kc, "BLOCK_BYTES", 1)  # every image channel its own block
+    blocked = _pass("Convolution", body, shape, True, monkeypatch)
+    _assert_same(generic, blocked, 1e-12)
+
+
 @pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
 def test_fused_conv_in_float32(kind, monkeypatch):
     body, shape = "num_output: 4 kernel_size: 3 pad: 1 group: 2", (5, 4, 6, 7)

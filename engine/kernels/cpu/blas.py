@@ -88,10 +88,16 @@ def gemm(trans_a, trans_b, m, n, k, a, a_off, b, b_off, beta, c, c_off):
     """c[c_off:] (m x n) = op(a[a_off:]) @ op(b[b_off:]) + beta * c, on flat C-ordered buffers.
 
     op(a) is m x k (stored k x m when trans_a), op(b) is k x n (stored n x k when trans_b); the
-    leading dimensions are those of the stored matrices, as in row-major CBLAS.
+    matrices are stored compactly (see gemm_strided for blocks of larger matrices).
     """
-    lda = m if trans_a else k
-    ldb = k if trans_b else n
+    lda, ldb = (m if trans_a else k), (k if trans_b else n)
+    gemm_strided(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, n)
+
+
+@njit(cache=True)
+def gemm_strided(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
+    """gemm with the row strides (leading dimensions) of the stored matrices given, as in row-major
+    CBLAS, so a block of a larger matrix can be read or written in place."""
     ta = TRANS if trans_a else NO_TRANS
     tb = TRANS if trans_b else NO_TRANS
     size = c.itemsize
@@ -99,6 +105,6 @@ def gemm(trans_a, trans_b, m, n, k, a, a_off, b, b_off, beta, c, c_off):
     pb = b.ctypes.data + b_off * size
     pc = c.ctypes.data + c_off * size
     if size == 4:
-        _sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb, np.float32(beta), pc, n)
+        _sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb, np.float32(beta), pc, ldc)
     else:
-        _dgemm(ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, np.float64(beta), pc, n)
+        _dgemm(ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, np.float64(beta), pc, ldc)

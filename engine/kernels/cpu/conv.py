@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.cpu.blas import gemm, restore, single_threaded
+from engine.kernels.cpu.blas import gemm, gemm_strided, restore, single_threaded
 from engine.kernels.cpu.im2col import (
     _col2im2_padded,
     _col2im2_unit,
@@ -38,6 +38,9 @@ from engine.kernels.cpu.im2col import (
 )
 
 MODE_1X1, MODE_2D_UNIT, MODE_2D, MODE_3D = 0, 1, 2, 3
+
+#: column rows of one block of image channels in the backward pass: about a core's L2 share
+BLOCK_BYTES = 256 * 1024
 
 
 @njit(cache=True)
@@ -131,30 +134,58 @@ def _gemm_from_columns_share(t, n_threads, images, w, group, bias, use_bias, mod
 
 
 @njit(cache=True)
+def _channels(arr, c0, c1):
+    """arr[c0:c1] of a C-contiguous array as a C-contiguous view (numba types a plain slice as 'A')."""
+    inner = arr.size // arr.shape[0]
+    return arr.reshape(-1)[c0 * inner : c1 * inner].reshape((c1 - c0, *arr.shape[1:]))
+
+
+@njit(cache=True)
 def _columns_from_gemm_share(t, n_threads, values, w, group, bias, use_bias, mode, g, col_shape, pad_shape,
-                             images, want_images, sources, acc, want_wd):
+                             images, want_images, sources, block_bytes, acc, want_wd):
     """Images b of share t:
     images[b] = col2im(W^T @ values[b]) (+ bias per channel), overwritten, if want_images;
-    acc += values[b] @ im2col(sources[b])^T, if want_wd (Convolution's weight gradient)."""
+    acc += values[b] @ im2col(sources[b])^T, if want_wd (Convolution's weight gradient).
+
+    With columns, each group runs in blocks of image channels whose column rows fit in
+    block_bytes, so im2col, the two GEMMs and col2im of a block stay in the core's cache. A channel's
+    col2im reads only that channel's rows, so the additions per pixel keep Caffe's order, and the
+    weight gradient's blocks are column blocks of one GEMM's output (the same dot products)."""
     n, m_all, p = values.shape
     rows = col_shape[0]
     m, kd = m_all // group, rows // group
     previous = single_threaded()
     col = np.empty(col_shape, values.dtype)
     pad = np.empty(pad_shape, values.dtype)
-    flat = col.reshape(-1)
+    per_group = images.shape[1] // group
+    ksize = kd // per_group
+    block = max(1, min(per_group, block_bytes // (ksize * p * col.itemsize)))
     for b in range(t, n, n_threads):
-        if want_wd:
-            src = _image_columns(sources, b, mode, g, col, pad)
-            _accumulate_weights(values[b], src, group, m, kd, p, acc)
-        if not want_images:
-            continue
-        dst = images[b].reshape(-1) if mode == MODE_1X1 else flat
-        for gi in range(group):
-            gemm(True, False, kd, p, m, w, gi * m * kd, values[b], gi * m * p, 0.0, dst, gi * kd * p)
-        if mode != MODE_1X1:
-            _from_columns(col, mode, g, images[b], pad)
-        if use_bias:
+        if mode == MODE_1X1:
+            if want_wd:
+                _accumulate_weights(values[b], sources[b].reshape(-1), group, m, kd, p, acc)
+            if want_images:
+                dst = images[b].reshape(-1)
+                for gi in range(group):
+                    gemm(True, False, kd, p, m, w, gi * m * kd, values[b], gi * m * p, 0.0, dst, gi * kd * p)
+        else:
+            for gi in range(group):
+                for c0 in range(0, per_group, block):
+                    c1 = min(per_group, c0 + block)
+                    first, n_rows = c0 * ksize, (c1 - c0) * ksize
+                    cols = _channels(col, 0, n_rows)
+                    pads = pad if mode == MODE_3D else _channels(pad, 0, c1 - c0)  # 3-D needs none
+                    if want_wd:
+                        _to_columns(_channels(sources[b], gi * per_group + c0, gi * per_group + c1), mode, g,
+                                    cols, pads)
+                        gemm_strided(False, True, m, n_rows, p, values[b], gi * m * p, p, cols, 0, p, 1.0,
+                                     acc, gi * m * kd + first, kd)
+                    if want_images:
+                        gemm_strided(True, False, n_rows, p, m, w, gi * m * kd + first, kd, values[b],
+                                     gi * m * p, p, 0.0, cols, 0, p)
+                        _from_columns(cols, mode, g, _channels(images[b], gi * per_group + c0,
+                                                               gi * per_group + c1), pads)
+        if want_images and use_bias:
             _add_rows(images[b], bias)
     restore(previous)
 
@@ -170,11 +201,11 @@ def gemm_from_columns(n_threads, images, w, group, bias, use_bias, mode, g, col_
 
 @njit(cache=True, parallel=True)
 def columns_from_gemm(n_threads, values, w, group, bias, use_bias, mode, g, col_shape, pad_shape, images,
-                      want_images, sources, partial, want_wd):
+                      want_images, sources, block_bytes, partial, want_wd):
     """_columns_from_gemm_share for every share at once; partial[t] is share t's weight gradient."""
     for t in prange(n_threads):
         _columns_from_gemm_share(t, n_threads, values, w, group, bias, use_bias, mode, g, col_shape,
-                                 pad_shape, images, want_images, sources, partial[t], want_wd)
+                                 pad_shape, images, want_images, sources, block_bytes, partial[t], want_wd)
 
 
 class ColumnPlan:
@@ -238,7 +269,8 @@ class ColumnPlan:
         dst = self.images(images) if images is not None else np.empty((1, *self.image_shape), values.dtype)
         src = self.images(sources) if sources is not None else dst
         _split_batch(columns_from_gemm, wd, values.dtype, values, _flat_weights(w), group,
-                     _bias(bias, values), bias is not None, *self._args(), dst, images is not None, src)
+                     _bias(bias, values), bias is not None, *self._args(), dst, images is not None, src,
+                     BLOCK_BYTES)
 
 
 def _or_empty(arr: np.ndarray | None, dtype) -> np.ndarray:
