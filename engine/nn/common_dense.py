@@ -8,6 +8,7 @@ import numpy as np
 
 from engine.blob import Blob
 from engine.fillers import fill
+from engine.kernels.cpu.blas import parallel_gemm
 from engine.kernels.cpu.common import rows_from_floats, scatter_add_rows
 from engine.layer import Layer, register_layer
 from engine.nn.common_base import canonical_axis, layer_error, param_blob
@@ -83,15 +84,10 @@ class InnerProductLayer(Layer):
         self.m = b.count_range(0, axis)
         top[0].reshape(list(b.shape[:axis]) + [self.num_output])
 
-    def _weight_nk(self) -> np.ndarray:
-        """The weights as N x K (a view when transpose is off)."""
-        w = self.blobs[0].cpu_data()
-        return w.T if self.transpose else w
-
     def forward_cpu(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         x = bottom[0].cpu_data().reshape(self.m, self.k)
         out = top[0].data.reshape(self.m, self.num_output)
-        np.dot(x, self._weight_nk().T, out=out)
+        parallel_gemm(False, not self.transpose, x, self.blobs[0].cpu_data(), 0.0, out)
         if self.bias_term:
             out += self.blobs[1].cpu_data()
 
@@ -101,14 +97,16 @@ class InnerProductLayer(Layer):
         dy = top[0].cpu_diff().reshape(self.m, self.num_output)
         if self.param_propagate_down(0):
             x = bottom[0].cpu_data().reshape(self.m, self.k)
+            wd = self.blobs[0].diff
             if self.transpose:
-                self.blobs[0].diff[...] += x.T @ dy
+                parallel_gemm(True, False, x, dy, 1.0, wd)  # += x^T dy
             else:
-                self.blobs[0].diff[...] += dy.T @ x
+                parallel_gemm(True, False, dy, x, 1.0, wd)  # += dy^T x
         if self.bias_term and self.param_propagate_down(1):
             self.blobs[1].diff[...] += dy.sum(axis=0)
         if propagate_down[0]:
-            np.dot(dy, self._weight_nk(), out=bottom[0].diff.reshape(self.m, self.k))
+            parallel_gemm(False, self.transpose, dy, self.blobs[0].cpu_data(), 0.0,
+                          bottom[0].diff.reshape(self.m, self.k))
 
     # -- GPU (inner_product_layer.cu): device GEMMs; the bias through the per-channel kernels
     def forward_gpu(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:

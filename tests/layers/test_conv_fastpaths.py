@@ -251,3 +251,20 @@ def test_ave_pooling_kernels_match_a_direct_float32_reference(k, s, p, size):
                         ref_bd[pl, h, w] = np.float32(ref_bd[pl, h, w] + g)
                 assert top[pl, oy, ox] == np.float32(acc / np.float32((he - hs) * (we - ws)))
     np.testing.assert_array_equal(bd, ref_bd)
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("use_binding", [True, False])
+def test_parallel_gemm_splits_rows_and_accumulates(trans_a, trans_b, use_binding, monkeypatch):
+    if not use_binding:
+        monkeypatch.setattr(blas, "LIBRARY", None)  # the numpy fallback
+    rng = np.random.default_rng(4)
+    m, n, k = 67, 5, 9  # 67 rows: four parts of uneven size on up to 4 threads
+    a = rng.normal(size=(k, m) if trans_a else (m, k))
+    b = rng.normal(size=(n, k) if trans_b else (k, n))
+    expect = (a.T if trans_a else a) @ (b.T if trans_b else b)
+    c = np.full((m, n), np.nan)
+    blas.parallel_gemm(trans_a, trans_b, a, b, 0.0, c)  # beta 0 overwrites, NaN included
+    np.testing.assert_allclose(c, expect, rtol=1e-12, atol=1e-12)
+    blas.parallel_gemm(trans_a, trans_b, a, b, 1.0, c)
+    np.testing.assert_allclose(c, 2 * expect, rtol=1e-12, atol=1e-12)

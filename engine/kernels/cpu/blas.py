@@ -18,7 +18,7 @@ import glob
 import os
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -108,3 +108,45 @@ def gemm_strided(trans_a, trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, 
         _sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1.0), pa, lda, pb, ldb, np.float32(beta), pc, ldc)
     else:
         _dgemm(ROW_MAJOR, ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, np.float64(beta), pc, ldc)
+
+
+@njit(cache=True)
+def _rows_gemm(part, parts, trans_a, trans_b, m, n, k, a, b, beta, c):
+    first, last = m * part // parts, m * (part + 1) // parts
+    if last <= first:
+        return
+    previous = single_threaded()
+    lda, ldb = (m if trans_a else k), (k if trans_b else n)
+    a_off = first if trans_a else first * k
+    gemm_strided(trans_a, trans_b, last - first, n, k, a, a_off, lda, b, 0, ldb, beta, c, first * n, n)
+    restore(previous)
+
+
+@njit(cache=True, parallel=True)
+def _parallel_rows_gemm(parts, trans_a, trans_b, m, n, k, a, b, beta, c):
+    for part in prange(parts):
+        _rows_gemm(part, parts, trans_a, trans_b, m, n, k, a, b, beta, c)
+
+
+def parallel_gemm(trans_a: bool, trans_b: bool, a: np.ndarray, b: np.ndarray, beta: float,
+                  c: np.ndarray) -> None:
+    """c = op(a) @ op(b) + beta * c (beta 0 or 1) for C-contiguous 2-D arrays, the rows of c split
+    over numba's threads, each running a single-threaded GEMM.
+
+    For the engine's own matrix products on the host (InnerProduct): OpenBLAS's own threads spin
+    for about 0.1 s after each call, taking a core from the numba kernels that follow; numba's
+    pool is the one the other kernels use. Each element of c is one GEMM's dot product, as
+    unsplit. Falls back to numpy where the BLAS binding is unavailable."""
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    n = b.shape[0] if trans_b else b.shape[1]
+    if not available() or not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous):
+        product = (a.T if trans_a else a) @ (b.T if trans_b else b)
+        if beta == 0:
+            c[...] = product
+        else:
+            c += product
+        return
+    import numba
+
+    parts = max(1, min(int(numba.get_num_threads()), m // 16))
+    _parallel_rows_gemm(parts, trans_a, trans_b, m, n, k, a, b, beta, c)
