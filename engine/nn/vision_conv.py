@@ -166,10 +166,18 @@ class _BaseConvolution(Layer):
             for n in range(out_g.shape[0]):
                 wd[gi] += out_g[n] @ col_g[n].T
 
+    def _top_positions(self) -> int:
+        """Spatial positions of the top (explicit, so an empty batch reshapes too)."""
+        return int(np.prod(self.out_spatial, dtype=np.int64))
+
     # -- fused CPU path (up to 3 spatial axes): see engine.kernels.cpu.conv
-    def _column_plan(self) -> ColumnPlan | None:
-        """The fused kernels' plan for this geometry, or None where the generic path must run."""
+    def _column_plan(self, *blobs: Blob) -> ColumnPlan | None:
+        """The fused kernels' plan for this geometry, or None where the generic path must run: more
+        than 3 spatial axes, no BLAS binding, or blobs of another dtype than the weights (the
+        kernels are compiled for one dtype)."""
         if self.num_spatial > 3 or not blas.available():
+            return None
+        if any(blob.dtype != self.blobs[0].dtype for blob in blobs):
             return None
         key = (self.conv_in_ch, self.img_spatial, self.col_spatial)
         if getattr(self, "_plan_key", None) != key:
@@ -291,7 +299,7 @@ class ConvolutionLayer(_BaseConvolution):
         for b, t in zip(bottom, top, strict=True):
             x = b.cpu_data().reshape(n_img)
             y = t.data.reshape(self.num, self.num_output, self.col_positions)
-            plan = self._column_plan()
+            plan = self._column_plan(b, t)
             if plan is not None:
                 bias = self.blobs[1].cpu_data() if self.bias_term else None
                 plan.forward(x, self.blobs[0].cpu_data(), self.group, bias, y)  # + bias after, as Caffe
@@ -315,7 +323,7 @@ class ConvolutionLayer(_BaseConvolution):
                 continue
             x = b.cpu_data().reshape(n_img)
             bd = b.diff.reshape(n_img) if propagate_down[i] else None
-            plan = self._column_plan()
+            plan = self._column_plan(t, b)
             if plan is not None:
                 wd = self.blobs[0].diff if want_w else None
                 plan.backward(td, self.blobs[0].cpu_data(), self.group, None, bd, sources=x, wd=wd)
@@ -384,7 +392,7 @@ class DeconvolutionLayer(_BaseConvolution):
         for b, t in zip(bottom, top, strict=True):
             x = b.cpu_data().reshape(self.num, self.channels, self.col_positions)
             y = t.data.reshape(out_img)
-            plan = self._column_plan()
+            plan = self._column_plan(b, t)
             if plan is not None:
                 bias = self.blobs[1].cpu_data() if self.bias_term else None
                 plan.backward(x, self.blobs[0].cpu_data(), self.group, bias, y)  # + bias after, as Caffe
@@ -392,7 +400,7 @@ class DeconvolutionLayer(_BaseConvolution):
             for s, e in _chunks(self.num, per_image):
                 self._from_col(self._backward_gemm(x[s:e]), y[s:e])
             if self.bias_term:
-                self._add_bias(y.reshape(self.num, self.num_output, -1))
+                self._add_bias(y.reshape(self.num, self.num_output, self._top_positions()))
 
     def backward_cpu(
         self, top: Sequence[Blob], propagate_down: Sequence[bool], bottom: Sequence[Blob]
@@ -402,14 +410,14 @@ class DeconvolutionLayer(_BaseConvolution):
         for i, (t, b) in enumerate(zip(top, bottom, strict=True)):
             td = t.cpu_diff()
             if self.bias_term and self.param_propagate_down(1):
-                self._bias_grad(td.reshape(self.num, self.num_output, -1))
+                self._bias_grad(td.reshape(self.num, self.num_output, self._top_positions()))
             want_w = self.param_propagate_down(0)
             if not (want_w or propagate_down[i]):
                 continue
             td_img = td.reshape(out_img)
             x = b.cpu_data().reshape(self.num, self.channels, self.col_positions)
             bd = b.diff.reshape(self.num, self.channels, self.col_positions) if propagate_down[i] else None
-            plan = self._column_plan()
+            plan = self._column_plan(t, b)
             if plan is not None:
                 wd = self.blobs[0].diff if want_w else None
                 plan.forward(td_img, self.blobs[0].cpu_data(), self.group, None, bd, values=x, wd=wd)

@@ -37,7 +37,7 @@ def _pass(kind, body, shape, fused: bool, monkeypatch, dtype=np.float64):
     """Forward + backward through a fresh layer with a fixed seed; (top, bottom diff, param diffs)."""
     with monkeypatch.context() as patch:
         if not fused:
-            patch.setattr(vc._BaseConvolution, "_column_plan", lambda self: None)
+            patch.setattr(vc._BaseConvolution, "_column_plan", lambda self, *blobs: None)
         return _run(kind, body, shape, dtype)
 
 
@@ -268,3 +268,33 @@ def test_parallel_gemm_splits_rows_and_accumulates(trans_a, trans_b, use_binding
     np.testing.assert_allclose(c, expect, rtol=1e-12, atol=1e-12)
     blas.parallel_gemm(trans_a, trans_b, a, b, 1.0, c)
     np.testing.assert_allclose(c, 2 * expect, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+def test_blobs_of_another_dtype_than_the_weights_take_the_generic_path(kind):
+    # a float32 top beside float64 weights (layers used by hand): the kernels are compiled per dtype
+    layer = create_layer(layer_param(f'name: "c" type: "{kind}" convolution_param {{ num_output: 2 '
+                                     f'kernel_size: 3 stride: 2 {FILLERS} }}'))
+    bottom = make_blobs([(2, 1, 1, 1)], np.random.default_rng(0), dtype=np.float64)
+    top = Blob(dtype=np.float32)
+    layer.setup(bottom, [top])
+    assert layer._column_plan(bottom[0], top) is None and layer._column_plan(bottom[0]) is not None
+    layer.forward(bottom, [top])
+    top.diff[...] = 1
+    layer.backward([top], [True], bottom)
+    assert np.isfinite(layer.blobs[0].diff).all() and np.abs(layer.blobs[0].diff).max() < 10
+
+
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+@pytest.mark.parametrize("body, shape", [("num_output: 2 kernel_size: 2", (0, 3, 4, 4)),  # empty batch
+                                         ("num_output: 2 kernel_size: 3 stride: 2", (2, 1, 1, 1))])
+def test_empty_batches_and_outputs_run_through(kind, body, shape):
+    layer = create_layer(layer_param(f'name: "c" type: "{kind}" convolution_param {{ {body} {FILLERS} }}'))
+    bottom, top = make_blobs([shape], np.random.default_rng(0), dtype=np.float64), Blob(dtype=np.float64)
+    layer.setup(bottom, [top])
+    layer.forward(bottom, [top])
+    top.diff[...] = 1
+    layer.backward([top], [True], bottom)
+    assert np.isfinite(layer.blobs[0].diff).all() and np.isfinite(bottom[0].diff).all()
+    if shape[0] == 0:
+        assert not layer.blobs[0].diff.any()  # nothing to add from no images

@@ -161,7 +161,7 @@ def _columns_from_gemm_share(t, n_threads, values, w, group, bias, use_bias, mod
     pad = np.empty(pad_shape, values.dtype)
     per_group = images.shape[1] // group
     ksize = kd // per_group
-    most = max(1, min(per_group, block_bytes // (ksize * p * col.itemsize)))
+    most = max(1, min(per_group, block_bytes // max(ksize * p * col.itemsize, 1)))
     block = -(-per_group // -(-per_group // most))  # as few blocks as fit, of even size
     for b in range(t, n, n_threads):
         if mode == MODE_1X1:
@@ -256,6 +256,8 @@ class ColumnPlan:
                 wd: np.ndarray | None = None) -> None:
         """With col = im2col(images[b]) for every image b: out[b] (n, M, P) = W @ col (+ bias), and
         wd += values[b] @ col^T (one im2col serves both); either may be None."""
+        if images.shape[0] == 0:
+            return  # an empty batch: nothing to write, nothing to add
         imgs = self.images(images)
         _split_batch(gemm_from_columns, wd, imgs.dtype, imgs, _flat_weights(w), group, _bias(bias, imgs),
                      bias is not None, *self._args(), _or_empty(out, imgs.dtype), out is not None,
@@ -266,6 +268,8 @@ class ColumnPlan:
                  wd: np.ndarray | None = None) -> None:
         """For every image b: images[b] = col2im(W^T @ values[b]) (+ bias), overwritten, and
         wd += values[b] @ im2col(sources[b])^T; either may be None."""
+        if values.shape[0] == 0:
+            return  # an empty batch: nothing to write, nothing to add
         values = np.ascontiguousarray(values)
         if images is not None and not images.flags.c_contiguous:
             raise ValueError("col2im needs a C-contiguous image buffer")
