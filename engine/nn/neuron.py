@@ -116,14 +116,17 @@ class ReLULayer(NeuronLayer):
         return self.slope < 0  # the output's sign no longer tells the input's
 
     def compute(self, x):
-        return np.maximum(x, 0) + self.slope * np.minimum(x, 0)
+        y = np.empty_like(x)
+        relu_forward(np.ascontiguousarray(x), self.slope, y)
+        return y
 
     def gradient(self, x, y, dy):
-        return dy * ((x > 0) + self.slope * (x <= 0)).astype(dy.dtype)
+        dx = np.empty_like(dy)
+        relu_backward(np.ascontiguousarray(x), np.ascontiguousarray(dy), self.slope, dx)
+        return dx
 
-    # Plain ReLU (slope 0) is most of the activations in a conv net: one threaded pass straight into
-    # the top / bottom diff (engine.kernels.cpu.relu) instead of three temporaries. Same values as
-    # the general formula, -inf -> NaN included.
+    # Plain ReLU (slope 0) is most of the activations in a conv net: the same kernels as compute /
+    # gradient, written straight into the top / bottom diff (no input copy is needed in place).
     def forward_cpu(self, bottom: Sequence[Blob], top: Sequence[Blob]) -> None:
         if self.slope != 0:
             super().forward_cpu(bottom, top)

@@ -146,7 +146,7 @@ def parallel_gemm(trans_a: bool, trans_b: bool, a: np.ndarray, b: np.ndarray, be
         else:
             c += product
         return
-    import numba
+    from engine.kernels.cpu.threads import thread_count
 
-    parts = max(1, min(int(numba.get_num_threads()), m // 16))
+    parts = max(1, min(thread_count(), m // 16))
     _parallel_rows_gemm(parts, trans_a, trans_b, m, n, k, a, b, beta, c)

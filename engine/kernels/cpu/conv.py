@@ -25,7 +25,6 @@ Geometry modes (`mode`): 0 kernel 1x1 with stride 1 and no pad (the image is its
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -38,6 +37,7 @@ from engine.kernels.cpu.im2col import (
     _im2col2_unit,
     _im2col3_batched,
 )
+from engine.kernels.cpu.threads import thread_count
 
 MODE_1X1, MODE_2D_UNIT, MODE_2D, MODE_3D = 0, 1, 2, 3
 
@@ -293,7 +293,7 @@ def _split_batch(kernel, wd: np.ndarray | None, dtype, *args) -> None:
     """kernel(n_threads, *args, partial, want_wd) over the batch split in numba's thread count of
     shares; then the shares' weight-gradient sums are added to wd in share order (deterministic for
     a thread count)."""
-    n_threads = max(1, int(numba.get_num_threads()))
+    n_threads = thread_count()
     if wd is not None and not wd.flags.c_contiguous:
         raise ValueError("the weight gradient must be C-contiguous")
     partial = np.zeros((n_threads, wd.size if wd is not None else 1), dtype)

@@ -95,8 +95,9 @@ def ave_forward(x, kh, kw, sh, sw, ph, pw, top):
 @njit(cache=True, parallel=True)
 def ave_backward(top_diff, kh, kw, sh, sw, ph, pw, bottom_diff):
     planes, height, width = bottom_diff.shape
+    g_all = np.empty(planes, dtype=bottom_diff.dtype)  # quotients rounded to the blob's dtype, as Caffe
     for p in prange(planes):
-        g = np.empty(1, dtype=bottom_diff.dtype)  # the quotient rounded to the blob's dtype, as in Caffe
+        g = g_all[p : p + 1]
         plane = bottom_diff[p]
         plane[...] = 0.0
         for oy in range(top_diff.shape[1]):

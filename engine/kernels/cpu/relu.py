@@ -8,9 +8,10 @@ NaN or infinite top gradient still poisons a closed unit.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
+
+from engine.kernels.cpu.threads import thread_count
 
 
 @njit(cache=True, parallel=True)
@@ -50,13 +51,9 @@ def _backward_range(lo, hi, x, dy, slope, dx):
 
 def relu_forward(x: np.ndarray, slope: float, y: np.ndarray) -> None:
     """y = ReLU(x) on flat C-contiguous arrays (y may be x)."""
-    _forward(_parts(), x.reshape(-1), np.full(1, slope, x.dtype), y.reshape(-1))
+    _forward(thread_count(), x.reshape(-1), np.full(1, slope, x.dtype), y.reshape(-1))
 
 
 def relu_backward(x: np.ndarray, dy: np.ndarray, slope: float, dx: np.ndarray) -> None:
     """dx = ReLU'(x) * dy on flat C-contiguous arrays (dx may be dy)."""
-    _backward(_parts(), x.reshape(-1), dy.reshape(-1), np.full(1, slope, x.dtype), dx.reshape(-1))
-
-
-def _parts() -> int:
-    return max(1, int(numba.get_num_threads()))
+    _backward(thread_count(), x.reshape(-1), dy.reshape(-1), np.full(1, slope, x.dtype), dx.reshape(-1))
