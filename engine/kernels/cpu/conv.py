@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from engine.kernels.cpu import direct
 from engine.kernels.cpu.blas import gemm, gemm_strided, restore, single_threaded
 from engine.kernels.cpu.im2col import (
     _col2im2_padded,
@@ -247,6 +248,35 @@ class ColumnPlan:
     def _args(self):
         return self.mode, self.geometry, self.col_shape, self.pad_shape
 
+    # -- the direct kernels (engine.kernels.cpu.direct) where they apply: 2-D or 1-D, not 1x1
+    def _planar(self, arr: np.ndarray, spatial) -> np.ndarray:
+        """arr (n, C, ...) as (n, C, H, W) with the given (H, W)."""
+        return arr.reshape(arr.shape[0], arr.shape[1], *spatial)
+
+    def _direct_suits(self, in_channels: int, group: int, out_width: int, strides, dtype) -> bool:
+        g = self.geometry
+        planar = self.mode in (MODE_2D_UNIT, MODE_2D)
+        return planar and strides and direct.suits(in_channels // group * g[1] * g[2], out_width, dtype)
+
+    def _direct_forward(self, images: np.ndarray, w: np.ndarray, group: int, bias, out: np.ndarray) -> bool:
+        """out = conv(images) by the direct kernels, if they suit this geometry (width stride 1)."""
+        g, out_hw = self.geometry, self.col_shape[3:]
+        if not self._direct_suits(self.image_shape[0], group, out_hw[1], g[8] == 1, out.dtype):
+            return False
+        src = self._planar(images, self.image_shape[2:])
+        direct.correlate(src, w, group, bias, self._planar(out, out_hw), g[1:3], g[4:6], g[7], g[10:12])
+        return True
+
+    def _direct_backward(self, values: np.ndarray, w: np.ndarray, group: int, bias,
+                         images: np.ndarray) -> bool:
+        """images = conv^T(values) by the direct kernels, if they suit this geometry (unit strides)."""
+        g, img_hw = self.geometry, self.image_shape[2:]
+        if not self._direct_suits(values.shape[1], group, img_hw[1], g[7:9] == (1, 1), images.dtype):
+            return False
+        direct.correlate_transposed(self._planar(values, self.col_shape[3:]), w, group, bias,
+                                    self._planar(images, img_hw), g[1:3], g[4:6], g[10:12])
+        return True
+
     def images(self, arr: np.ndarray) -> np.ndarray:
         """arr (n, C, *spatial) as the (n, C, D, H, W) view the kernels take."""
         return np.ascontiguousarray(arr).reshape((arr.shape[0], *self.image_shape))
@@ -259,6 +289,11 @@ class ColumnPlan:
         if images.shape[0] == 0:
             return  # an empty batch: nothing to write, nothing to add
         imgs = self.images(images)
+        out = _or_none(out)
+        if out is not None and self._direct_forward(imgs, w, group, bias, out):
+            if wd is None:
+                return
+            out = None  # written; the weight gradient still goes through im2col + GEMM
         _split_batch(gemm_from_columns, wd, imgs.dtype, imgs, _flat_weights(w), group, _bias(bias, imgs),
                      bias is not None, *self._args(), _or_empty(out, imgs.dtype), out is not None,
                      _or_empty(values, imgs.dtype))
@@ -275,18 +310,27 @@ class ColumnPlan:
             raise ValueError("col2im needs a C-contiguous image buffer")
         dst = self.images(images) if images is not None else np.empty((1, *self.image_shape), values.dtype)
         src = self.images(sources) if sources is not None else dst
+        if images is not None and self._direct_backward(values, w, group, bias, dst):
+            if wd is None:
+                return
+            images = None  # written; the weight gradient still goes through im2col + GEMM
         _split_batch(columns_from_gemm, wd, values.dtype, values, _flat_weights(w), group,
                      _bias(bias, values), bias is not None, *self._args(), dst, images is not None, src,
                      BLOCK_BYTES)
 
 
-def _or_empty(arr: np.ndarray | None, dtype) -> np.ndarray:
-    """arr as (n, M, P), or a placeholder the kernels do not touch."""
+def _or_none(arr: np.ndarray | None) -> np.ndarray | None:
+    """arr as (n, M, P), or None."""
     if arr is None:
-        return np.empty((1, 1, 1), dtype)
+        return None
     if not arr.flags.c_contiguous:
         raise ValueError("the GEMM output must be C-contiguous")
     return arr.reshape(arr.shape[0], arr.shape[1], -1)
+
+
+def _or_empty(arr: np.ndarray | None, dtype) -> np.ndarray:
+    """arr as (n, M, P), or a placeholder the kernels do not touch."""
+    return np.empty((1, 1, 1), dtype) if arr is None else _or_none(arr)
 
 
 def _split_batch(kernel, wd: np.ndarray | None, dtype, *args) -> None:

@@ -1,0 +1,98 @@
+"""The direct CPU convolution (engine.kernels.cpu.direct and its LLVM tile) against the generic
+im2col + GEMM path, for Convolution and Deconvolution, with the direct kernels forced on for
+shapes they would otherwise leave to im2col; and the tile and the shape rule on their own."""
+
+import numpy as np
+import pytest
+
+from engine.kernels.cpu import direct, direct_tile
+from engine.kernels.cpu.direct_tile import MAX_VECTORS, TILE_CHANNELS, tile
+from tests.layers.test_conv_fastpaths import _assert_same, _pass
+
+# (convolution_param body, bottom shape): every one has unit width stride, so the direct forward
+# applies; the unit-stride ones take the direct transposed pass too. Partial vectors (widths not a
+# multiple of the lanes), widths under one vector, pad beyond the kernel's reach (the transposed
+# pass then starts inside the top gradient), dilation, groups with output channels not a multiple
+# of the tile, row stride 2, rectangular kernels, 1-D.
+GEOMETRIES = [
+    ("num_output: 6 kernel_size: 5 pad: 2", (3, 4, 9, 19)),
+    ("num_output: 5 kernel_size: 3 dilation: 2 pad: 1 group: 1", (2, 3, 8, 11)),
+    ("num_output: 3 kernel_size: 3 pad: 3", (2, 2, 7, 8)),
+    ("num_output: 10 kernel_size: 3 pad: 1 group: 2", (3, 4, 7, 9)),
+    ("num_output: 4 kernel_h: 2 kernel_w: 4 pad_h: 1 pad_w: 2", (2, 3, 6, 17)),
+    ("num_output: 4 kernel_size: 3 stride_h: 2 stride_w: 1 pad: 1", (3, 2, 9, 10)),
+    ("num_output: 3 kernel_size: 3 pad: 1", (2, 5, 3)),
+    ("num_output: 2 kernel_size: 3", (2, 3, 4, 3)),
+]
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """Force the direct kernels on for every shape; count the passes that took them."""
+    assert direct_tile.available(), "the LLVM tile did not compile: the CPU convolution would be slow"
+    calls = []
+    real_run = direct._run
+    monkeypatch.setattr(direct, "suits", lambda taps, width, dtype: True)
+    monkeypatch.setattr(direct, "_run", lambda *args: calls.append(args[6:]) or real_run(*args))
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+@pytest.mark.parametrize("body, shape", GEOMETRIES)
+def test_direct_conv_matches_the_generic_path(kind, body, shape, forced, monkeypatch):
+    generic = _pass(kind, body, shape, False, monkeypatch)
+    assert not forced
+    fast = _pass(kind, body, shape, True, monkeypatch)
+    unit = "stride_h: 2" not in body
+    assert len(forced) == (2 if unit else 1)  # forward and bottom gradient, or the one with unit strides
+    _assert_same(generic, fast, 1e-12)
+
+
+@pytest.mark.parametrize("kind", ["Convolution", "Deconvolution"])
+def test_direct_conv_in_float32(kind, forced, monkeypatch):
+    body, shape = "num_output: 7 kernel_size: 3 pad: 1 group: 1", (3, 5, 6, 13)
+    generic = _pass(kind, body, shape, False, monkeypatch, np.float32)
+    fast = _pass(kind, body, shape, True, monkeypatch, np.float32)
+    assert len(forced) == 2
+    _assert_same(generic, fast, 1e-5)
+
+
+def test_without_bias_the_outputs_are_the_bare_sums(forced, monkeypatch):
+    body, shape = "num_output: 3 kernel_size: 3 pad: 1 bias_term: false", (2, 2, 5, 10)
+    _assert_same(_pass("Convolution", body, shape, False, monkeypatch),
+                 _pass("Convolution", body, shape, True, monkeypatch), 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tile_stores_whole_vectors_and_leaves_the_rest_in_its_scratch(dtype):
+    lanes = direct_tile.LANES[np.dtype(dtype).itemsize]
+    x = np.arange(4 * lanes, dtype=dtype)
+    taps = np.array([0, 1], np.int64)
+    w = np.zeros((2, TILE_CHANNELS), dtype)
+    w[0, 0], w[1, 1], w[0, 2], w[1, 2] = 1, 2, 1, 1  # channel 0: x[p]; 1: 2 x[p+1]; 2: x[p] + x[p+1]
+    xoff = np.array([0, lanes, 2 * lanes], np.int64)
+    ooff = np.array([0, -1, lanes], np.int64)  # the middle vector goes to the scratch
+    dst = np.full(3 * 2 * lanes + 1, 7.0, dtype)  # three channels of 2 vectors, one sentinel past the end
+    bias = np.array([0.5, -1.0, 0.25, 100.0], dtype)
+    sums = direct_tile.scratch(dtype)
+    tile(3, x, xoff, taps, w, 0, sums, ooff, dst, 2 * lanes, 3, bias, 0, True)
+    p = np.arange(3 * lanes, dtype=dtype)
+    expect = [p + 0.5, 2 * (p + 1) - 1.0, 2 * p + 1 + 0.25]
+    for ch in range(3):
+        row = dst[ch * 2 * lanes: (ch + 1) * 2 * lanes]
+        np.testing.assert_array_equal(row[:lanes], expect[ch][:lanes])
+        np.testing.assert_array_equal(row[lanes:], expect[ch][2 * lanes:])
+        middle = sums.reshape(TILE_CHANNELS, MAX_VECTORS, lanes)[ch, 1]
+        np.testing.assert_array_equal(middle, expect[ch][lanes: 2 * lanes])
+    assert dst[-1] == 7.0  # the fourth channel (nm = 3) is not written to dst
+    sums[:] = 0
+    tile(1, x, xoff, taps, w, 0, sums, np.array([-1, 0, 0], np.int64), dst, 2 * lanes, 3, bias, 0, False)
+    np.testing.assert_array_equal(sums.reshape(TILE_CHANNELS, MAX_VECTORS, lanes)[0, 0], p[:lanes])
+
+
+def test_the_direct_kernels_take_only_the_shapes_where_they_pay():
+    assert direct.suits(800, 16, np.float32)
+    assert not direct.suits(direct.MIN_TAPS - 1, 16, np.float32)  # too few taps per output
+    assert not direct.suits(800, 4, np.float32)  # half of every vector past the row's end
+    assert direct.suits(800, 4, np.float64)  # four lanes of float64
+    assert not direct.suits(800, 16, np.int32)
