@@ -32,7 +32,7 @@ def forced(monkeypatch):
     assert direct_tile.available(), "the LLVM tile did not compile: the CPU convolution would be slow"
     calls = []
     real_run = direct._run
-    monkeypatch.setattr(direct, "suits", lambda taps, width, dtype: True)
+    monkeypatch.setattr(direct, "suits", lambda *shape_and_dtype: True)
     monkeypatch.setattr(direct, "_run", lambda *args: calls.append(args[6:]) or real_run(*args))
     return calls
 
@@ -91,8 +91,25 @@ def test_tile_stores_whole_vectors_and_leaves_the_rest_in_its_scratch(dtype):
 
 
 def test_the_direct_kernels_take_only_the_shapes_where_they_pay():
-    assert direct.suits(800, 16, np.float32)
-    assert not direct.suits(direct.MIN_TAPS - 1, 16, np.float32)  # too few taps per output
-    assert not direct.suits(800, 4, np.float32)  # half of every vector past the row's end
-    assert direct.suits(800, 4, np.float64)  # four lanes of float64
-    assert not direct.suits(800, 16, np.int32)
+    assert direct.suits(800, 16, 16, 256, np.float32)
+    assert not direct.suits(direct.MIN_TAPS - 1, 16, 16, 256, np.float32)  # too few taps per output
+    assert not direct.suits(800, 16, 4, 64, np.float32)  # half of every vector past the row's end
+    assert direct.suits(800, 16, 4, 64, np.float64)  # four lanes of float64
+    assert not direct.suits(800, 12, 12, 64, np.float64)  # a transposed pass over mostly zeros
+    assert not direct.suits(800, 16, 16, 256, np.int32)
+
+
+def test_cifar10_quick_and_lenet_take_the_direct_kernels_where_they_measured_faster():
+    from engine.kernels.cpu.conv import ColumnPlan
+
+    def plan(channels, size, kernel, pad):
+        out = size + 2 * pad - kernel + 1
+        return ColumnPlan(channels, (size, size), (out, out), (kernel,) * 2, (pad,) * 2, (1, 1), (1, 1),
+                          channels * kernel * kernel, False)
+
+    f32 = np.float32
+    cifar_conv2, lenet_conv2 = plan(32, 16, 5, 2), plan(20, 12, 5, 0)
+    assert cifar_conv2._direct_suits(32, 1, (16, 16), True, f32)  # forward
+    assert cifar_conv2._direct_suits(32, 1, (16, 16), True, f32)  # bottom gradient: 32 top channels
+    assert lenet_conv2._direct_suits(20, 1, (8, 8), True, f32)  # forward, 500 taps
+    assert not lenet_conv2._direct_suits(50, 1, (12, 12), True, f32)  # its bottom gradient: 2.25x the work

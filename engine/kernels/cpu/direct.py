@@ -28,18 +28,23 @@ from engine.kernels.cpu.threads import thread_count
 #: below this many taps per output (channels x kernel size) im2col + GEMM is faster: a tile's
 #: fixed costs (its call, copying its sums out) are then a large part of its work
 MIN_TAPS = 64
+#: how much more multiply-adds than im2col + GEMM the direct kernels may do and still be faster
+MAX_EXTRA_WORK = 4 / 3
 #: rows of the bordered source one pass over the output channels reads (fits a core's L2 here)
 BLOCK_BYTES = 256 * 1024
 
 
-def suits(taps: int, out_width: int, dtype) -> bool:
-    """Whether the direct kernels pay for this shape: enough taps per output, and rows wide
-    enough that most lanes of the vectors are outputs."""
+def suits(taps: int, height: int, width: int, positions: int, dtype) -> bool:
+    """Whether the direct kernels pay for an output of height x width per channel, each a sum of
+    `taps` products, where im2col + GEMM would compute `positions` sums per channel: enough taps,
+    and not much more work than the GEMM's. The direct kernels compute whole vectors (lanes past a
+    row's end are wasted), and a transposed pass with little padding sums over many zeros that
+    col2im never adds."""
     dtype = np.dtype(dtype)
     if not direct_tile.available() or taps < MIN_TAPS or dtype not in (np.float32, np.float64):
         return False
     lanes = direct_tile.LANES[dtype.itemsize]
-    return out_width / (-(-out_width // lanes) * lanes) >= 0.75
+    return height * -(-width // lanes) * lanes <= MAX_EXTRA_WORK * positions
 
 
 @njit(cache=True)
