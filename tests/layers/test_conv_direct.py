@@ -26,10 +26,15 @@ GEOMETRIES = [
 ]
 
 
-@pytest.fixture
-def forced(monkeypatch):
-    """Force the direct kernels on for every shape; count the passes that took them."""
+@pytest.fixture(params=["own choice", "256-bit", "512-bit"])
+def forced(request, monkeypatch):
+    """Force the direct kernels on for every shape; count the passes that took them. Run with the
+    vector width the rows choose, and with each width forced (the 512-bit tiles run correctly, if
+    split, on CPUs without AVX-512)."""
     assert direct_tile.available(), "the LLVM tile did not compile: the CPU convolution would be slow"
+    if request.param != "own choice":
+        bits = int(request.param[:3])
+        monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dtype: bits // 8 // np.dtype(dtype).itemsize)
     calls = []
     real_run = direct._run
     monkeypatch.setattr(direct, "suits", lambda *shape_and_dtype: True)
@@ -63,9 +68,10 @@ def test_without_bias_the_outputs_are_the_bare_sums(forced, monkeypatch):
                  _pass("Convolution", body, shape, True, monkeypatch), 1e-12)
 
 
+@pytest.mark.parametrize("bits", direct_tile.WIDTHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tile_stores_whole_vectors_and_leaves_the_rest_in_its_scratch(dtype):
-    lanes = direct_tile.LANES[np.dtype(dtype).itemsize]
+def test_tile_stores_whole_vectors_and_leaves_the_rest_in_its_scratch(dtype, bits):
+    lanes = bits // 8 // np.dtype(dtype).itemsize
     x = np.arange(4 * lanes, dtype=dtype)
     taps = np.array([0, 1], np.int64)
     w = np.zeros((2, TILE_CHANNELS), dtype)
@@ -75,19 +81,55 @@ def test_tile_stores_whole_vectors_and_leaves_the_rest_in_its_scratch(dtype):
     dst = np.full(3 * 2 * lanes + 1, 7.0, dtype)  # three channels of 2 vectors, one sentinel past the end
     bias = np.array([0.5, -1.0, 0.25, 100.0], dtype)
     sums = direct_tile.scratch(dtype)
-    tile(3, x, xoff, taps, w, 0, sums, ooff, dst, 2 * lanes, 3, bias, 0, True)
+    slots = sums[: TILE_CHANNELS * MAX_VECTORS * lanes].reshape(TILE_CHANNELS, MAX_VECTORS, lanes)
+    tile(lanes, 3, x, xoff, taps, w, 0, sums, ooff, dst, 2 * lanes, 3, bias, 0, True)
     p = np.arange(3 * lanes, dtype=dtype)
     expect = [p + 0.5, 2 * (p + 1) - 1.0, 2 * p + 1 + 0.25]
     for ch in range(3):
         row = dst[ch * 2 * lanes: (ch + 1) * 2 * lanes]
         np.testing.assert_array_equal(row[:lanes], expect[ch][:lanes])
         np.testing.assert_array_equal(row[lanes:], expect[ch][2 * lanes:])
-        middle = sums.reshape(TILE_CHANNELS, MAX_VECTORS, lanes)[ch, 1]
-        np.testing.assert_array_equal(middle, expect[ch][lanes: 2 * lanes])
+        np.testing.assert_array_equal(slots[ch, 1], expect[ch][lanes: 2 * lanes])
     assert dst[-1] == 7.0  # the fourth channel (nm = 3) is not written to dst
     sums[:] = 0
-    tile(1, x, xoff, taps, w, 0, sums, np.array([-1, 0, 0], np.int64), dst, 2 * lanes, 3, bias, 0, False)
-    np.testing.assert_array_equal(sums.reshape(TILE_CHANNELS, MAX_VECTORS, lanes)[0, 0], p[:lanes])
+    tile(lanes, 1, x, xoff, taps, w, 0, sums, np.array([-1, 0, 0], np.int64), dst, 2 * lanes, 3, bias, 0, False)
+    np.testing.assert_array_equal(slots[0, 0], p[:lanes])
+
+
+@pytest.mark.parametrize("bits", direct_tile.WIDTHS)
+def test_every_tile_size_sums_its_own_vectors(bits):
+    """Tiles of 1..MAX_VECTORS vectors: each vector j of channel i is sum_k w[k, i] x[xoff[j] + tap k]."""
+    rng = np.random.default_rng(3)
+    lanes = bits // 8 // 8
+    x = rng.normal(size=MAX_VECTORS * lanes * 3)
+    taps = np.array([0, 2, 5, 7], np.int64)
+    w = rng.normal(size=(taps.size, TILE_CHANNELS))
+    bias = np.zeros(TILE_CHANNELS)
+    for nv in range(1, MAX_VECTORS + 1):
+        xoff = np.arange(nv, dtype=np.int64) * 2 * lanes
+        dst = np.zeros(TILE_CHANNELS * nv * lanes)
+        ooff = np.arange(nv, dtype=np.int64) * lanes
+        tile(lanes, nv, x, np.concatenate([xoff, np.zeros(MAX_VECTORS - nv, np.int64)]), taps, w, 0,
+             direct_tile.scratch(np.float64), np.concatenate([ooff, np.zeros(MAX_VECTORS - nv, np.int64)]),
+             dst, nv * lanes, TILE_CHANNELS, bias, 0, False)
+        for j in range(nv):
+            window = np.stack([x[xoff[j] + t: xoff[j] + t + lanes] for t in taps])  # (taps, lanes)
+            expect = w.T @ window
+            got = dst.reshape(TILE_CHANNELS, nv, lanes)[:, j]
+            np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-12)
+
+
+def test_rows_choose_the_vector_width_that_wastes_least():
+    if not direct_tile.WIDE:
+        assert direct_tile.lanes_for(32, np.float32) == 8 and direct_tile.vectors_per_tile() == 3
+        return
+    assert direct_tile.lanes_for(16, np.float32) == 16
+    assert direct_tile.lanes_for(32, np.float32) == 16
+    assert direct_tile.lanes_for(8, np.float32) == 8  # a 16-lane vector would be half empty
+    assert direct_tile.lanes_for(12, np.float32) == 16  # 16 lanes for 12 outputs, as two of 8 would
+    assert direct_tile.lanes_for(8, np.float64) == 8
+    assert direct_tile.lanes_for(4, np.float64) == 4
+    assert direct_tile.vectors_per_tile() == MAX_VECTORS
 
 
 def test_the_direct_kernels_take_only_the_shapes_where_they_pay():

@@ -43,7 +43,7 @@ def suits(taps: int, height: int, width: int, positions: int, dtype) -> bool:
     dtype = np.dtype(dtype)
     if not direct_tile.available() or taps < MIN_TAPS or dtype not in (np.float32, np.float64):
         return False
-    lanes = direct_tile.LANES[dtype.itemsize]
+    lanes = direct_tile.lanes_for(width, dtype)
     return height * -(-width // lanes) * lanes <= MAX_EXTRA_WORK * positions
 
 
@@ -64,19 +64,18 @@ def _fill_bordered(src, b, c0, channels, top, left, buf, hp, wp):
 
 @njit(cache=True)
 def _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp, bias, use_bias, dst,
-           block_bytes):
+           block_bytes, lanes, max_vectors):
     """Images b of share t: dst[b] = correlation of the bordered src[b] per group (+ bias). The tiles
     store whole vectors themselves; the lanes of a vector that runs past a row's end are copied
     here from the tile's scratch (bias added)."""
     n, c_all = src.shape[0], src.shape[1]
     m_all, ho, wo = dst.shape[1], dst.shape[2], dst.shape[3]
     cg, mg = c_all // group, m_all // group
-    lanes = 8 if src.itemsize == 4 else 4
     n_tiles, k = w_tiles.shape[1], taps.shape[0]
     tile_size = k * TILE_CHANNELS
     flat_w, flat_dst = w_tiles.reshape(-1), dst.reshape(-1)
     buf = np.empty(cg * hp * wp + lanes, src.dtype)
-    sums = np.empty(TILE_CHANNELS * MAX_VECTORS * lanes, src.dtype)
+    sums = np.empty(TILE_CHANNELS * MAX_VECTORS * 64 // src.itemsize, src.dtype)  # any width
     xoff = np.zeros(MAX_VECTORS, np.int64)
     ooff = np.zeros(MAX_VECTORS, np.int64)
     per_row = -(-wo // lanes)
@@ -89,14 +88,14 @@ def _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp,
                 for mt in range(n_tiles):
                     m0 = gi * mg + mt * TILE_CHANNELS
                     nm = min(TILE_CHANNELS, (gi + 1) * mg - m0)
-                    for v in range(v0, v1, MAX_VECTORS):
-                        nv = min(MAX_VECTORS, v1 - v)
+                    for v in range(v0, v1, max_vectors):
+                        nv = min(max_vectors, v1 - v)
                         for j in range(nv):
                             oy, ox = (v + j) // per_row, ((v + j) % per_row) * lanes
                             xoff[j] = oy * stride_h * wp + ox
                             ooff[j] = ((b * m_all + m0) * ho + oy) * wo + ox if ox + lanes <= wo else -1
                         w_off = (gi * n_tiles + mt) * tile_size
-                        tile(nv, buf, xoff, taps, flat_w, w_off, sums, ooff, flat_dst, ho * wo, nm, bias, m0,
+                        tile(lanes, nv, buf, xoff, taps, flat_w, w_off, sums, ooff, flat_dst, ho * wo, nm, bias, m0,
                              use_bias)
                         for j in range(nv):
                             if ooff[j] < 0:  # a vector past the row's end: store its outputs here
@@ -108,10 +107,10 @@ def _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp,
 
 @njit(cache=True, parallel=True)
 def _correlate_batch(n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp, bias, use_bias, dst,
-                     block_bytes):
+                     block_bytes, lanes, max_vectors):
     for t in prange(n_threads):
         _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp, bias, use_bias, dst,
-               block_bytes)
+               block_bytes, lanes, max_vectors)
 
 
 def _weight_tiles(w_groups: np.ndarray) -> np.ndarray:
@@ -141,7 +140,8 @@ def _run(src: np.ndarray, w_groups: np.ndarray, group: int, bias: np.ndarray | N
     if bias is not None:
         bias_arr[: dst.shape[1]] = bias
     _correlate_batch(thread_count(), np.ascontiguousarray(src), _weight_tiles(w_groups), taps, group, top,
-                     left, stride_h, hp, wp, bias_arr, bias is not None, dst, BLOCK_BYTES)
+                     left, stride_h, hp, wp, bias_arr, bias is not None, dst, BLOCK_BYTES,
+                     direct_tile.lanes_for(wo, dst.dtype), direct_tile.vectors_per_tile())
 
 
 def correlate(src: np.ndarray, w: np.ndarray, group: int, bias: np.ndarray | None, dst: np.ndarray,

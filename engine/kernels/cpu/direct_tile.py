@@ -4,15 +4,20 @@ as engine.kernels.cpu.blas binds the BLAS.
 
 Why not numba: numba has no SIMD vector type, and LLVM does not keep a tile of accumulators in
 registers across a reduction loop written over arrays. Written here with explicit vectors, each
-step of the loop is a handful of loads and a dozen FMAs on registers, like a GEMM microkernel,
-but it reads its operand straight from the zero-bordered image instead of a column matrix.
+step of the loop is a handful of loads and a dozen or more FMAs on registers, like a GEMM
+microkernel, but it reads its operand straight from the zero-bordered image instead of a column
+matrix.
 
-One tile: TILE_CHANNELS output channels x `nv` (1..MAX_VECTORS) vectors of LANES consecutive
-output positions. Its arguments:
+Vectors are 256 bits (AVX2), and also 512 bits where the CPU has AVX-512: twice the multiply-adds
+per instruction, and 32 vector registers, so a tile holds up to six vectors per channel instead of
+three. Which width a convolution uses depends on its row width (lanes_for).
+
+One tile: TILE_CHANNELS output channels x `nv` (1..vectors_per_tile()) vectors of `lanes`
+consecutive output positions. Its arguments:
     x      the zero-bordered source (flat), xoff[nv] each vector's first element in x,
     taps   (k,) each tap's offset in x (input channel, kernel row, kernel column, in Caffe's order),
     w      (k, TILE_CHANNELS) the tile's weights per tap (zero for missing channels),
-    sums   (TILE_CHANNELS, MAX_VECTORS, LANES) scratch for what is not stored to dst,
+    sums   (TILE_CHANNELS, MAX_VECTORS, lanes) scratch for what is not stored to dst,
     ooff   [nv] each vector's first element in dst, or -1 for a vector that is partly outside the
            row (its sums go to the scratch, and the caller stores the lanes that are outputs),
     dst    the output (flat), ldo its stride between channels, nm how many of the tile's channels
@@ -27,28 +32,35 @@ import numpy as np
 from numba import njit, types
 
 TILE_CHANNELS = 4
-MAX_VECTORS = 3
-#: output positions per vector, by bytes per element: 256-bit vectors (AVX2); LLVM splits them
-#: into narrower registers on CPUs without
-LANES = {4: 8, 8: 4}
+#: the most vectors per channel a tile computes (32 vector registers: 24 sums, 6 inputs, 1 weight)
+MAX_VECTORS = 6
+#: vector widths the tiles are generated for, in bits
+WIDTHS = (256, 512)
 
 
-def _name(itemsize: int, nv: int) -> str:
-    return f"brewnet_direct_tile_{'f64' if itemsize == 8 else 'f32'}_{nv}"
+def _kind(itemsize: int) -> str:
+    return "f64" if itemsize == 8 else "f32"
 
 
-def _build_tile(module, itemsize: int, nv: int) -> None:
+def _name(itemsize: int, bits: int, nv: int | None = None) -> str:
+    base = f"brewnet_direct_tile_{_kind(itemsize)}_{bits}"
+    return base if nv is None else f"{base}_{nv}"
+
+
+def _build_tile(module, itemsize: int, bits: int, nv: int):
+    """The tile for exactly nv vectors of `bits` each."""
     from llvmlite import ir
 
     real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
-    lanes = LANES[itemsize]
+    lanes = bits // (8 * itemsize)
     vec = ir.VectorType(real, lanes)
     i32, i64 = ir.IntType(32), ir.IntType(64)
-    fma_name = f"llvm.fma.v{lanes}{'f64' if itemsize == 8 else 'f32'}"
+    fma_name = f"llvm.fma.v{lanes}{_kind(itemsize)}"
     fma = module.globals.get(fma_name) or ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), fma_name)
     ptr, iptr = real.as_pointer(), i64.as_pointer()
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, iptr, iptr, i64, ptr, ptr, iptr, ptr, i64,
-                                                             i64, ptr, i64]), _name(itemsize, nv))
+                                                             i64, ptr, i64]), _name(itemsize, bits, nv))
+    fn.linkage = "internal"
     x, xoff, taps, k_count, w, sums, ooff, dst, ldo, nm, bias, use_bias = fn.args
     entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
     b = ir.IRBuilder(entry)
@@ -94,6 +106,35 @@ def _build_tile(module, itemsize: int, nv: int) -> None:
             to_dst = b.and_(exists, b.icmp_signed(">=", offsets[v], ir.Constant(i64, 0)))
             b.store(value, b.bitcast(b.select(to_dst, out, slot), vec.as_pointer()), align=itemsize)
     b.ret_void()
+    return fn
+
+
+def _build_entry(module, itemsize: int, bits: int) -> None:
+    """The exported tile of `bits` vectors: its first argument nv picks the tile of that many."""
+    from llvmlite import ir
+
+    tiles = [_build_tile(module, itemsize, bits, nv) for nv in range(1, MAX_VECTORS + 1)]
+    i64 = ir.IntType(64)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64, *tiles[0].function_type.args]),
+                     _name(itemsize, bits))
+    nv, *args = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    done = fn.append_basic_block("done")
+    switch = b.switch(nv, done)
+    for count, tile_fn in enumerate(tiles, start=1):
+        block = fn.append_basic_block(f"nv{count}")
+        switch.add_case(ir.Constant(i64, count), block)
+        b.position_at_end(block)
+        b.call(tile_fn, args)
+        b.branch(done)
+    b.position_at_end(done)
+    b.ret_void()
+
+
+def _host_features() -> str:
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_features().flatten()
 
 
 def _compile():
@@ -106,24 +147,28 @@ def _compile():
         llvm.initialize_native_asmprinter()
         module = ir.Module("brewnet_direct_tiles")
         module.triple = llvm.get_process_triple()
-        for itemsize in LANES:
-            for nv in range(1, MAX_VECTORS + 1):
-                _build_tile(module, itemsize, nv)
-        parsed = llvm.parse_assembly(str(module))
+        for itemsize in (4, 8):
+            for bits in WIDTHS:
+                _build_entry(module, itemsize, bits)
+        # 512-bit vectors stay whole even where LLVM's tuning for the CPU prefers 256-bit ones
+        text = str(module).replace(") {", ') "min-legal-vector-width"="512" {')
+        parsed = llvm.parse_assembly(text)
         parsed.verify()
         machine = llvm.Target.from_triple(module.triple).create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
+            cpu=llvm.get_host_cpu_name(), features=_host_features(), opt=3)
         engine = llvm.create_mcjit_compiler(parsed, machine)
         engine.finalize_object()
-        for itemsize in LANES:
-            for nv in range(1, MAX_VECTORS + 1):
-                llvm.add_symbol(_name(itemsize, nv), engine.get_function_address(_name(itemsize, nv)))
+        for itemsize in (4, 8):
+            for bits in WIDTHS:
+                llvm.add_symbol(_name(itemsize, bits), engine.get_function_address(_name(itemsize, bits)))
         return engine
     except Exception:  # noqa: BLE001 - any failure means: use the im2col path instead
         return None
 
 
 _ENGINE = _compile()
+#: AVX-512: 512-bit vectors and 32 vector registers (else 256-bit vectors and 16 registers)
+WIDE = _ENGINE is not None and "+avx512f" in _host_features().split(",")
 
 
 def available() -> bool:
@@ -131,39 +176,52 @@ def available() -> bool:
     return _ENGINE is not None
 
 
-_P, _I = types.voidptr, types.int64
-_SIG = types.void(_P, _P, _P, _I, _P, _P, _P, _P, _I, _I, _P, _I)
-_f32 = [types.ExternalFunction(_name(4, nv), _SIG) for nv in range(1, MAX_VECTORS + 1)]
-_f64 = [types.ExternalFunction(_name(8, nv), _SIG) for nv in range(1, MAX_VECTORS + 1)]
-_f32_1, _f32_2, _f32_3 = _f32
-_f64_1, _f64_2, _f64_3 = _f64
+def vectors_per_tile() -> int:
+    """How many vectors per channel a tile may take here without spilling its sums."""
+    return MAX_VECTORS if WIDE else 3
+
+
+def lanes_for(width: int, dtype) -> int:
+    """Lanes per vector for output rows of `width`: 512-bit vectors where the CPU has them, unless a
+    row then wastes so many lanes that two 256-bit vectors do as well (rows of 8 floats)."""
+    itemsize = np.dtype(dtype).itemsize
+    narrow = 32 // itemsize
+    if not WIDE:
+        return narrow
+    wide = 2 * narrow
+    per_row_wide, per_row_narrow = -(-width // wide) * wide, -(-width // narrow) * narrow
+    return wide if per_row_wide < 1.5 * per_row_narrow else narrow
+
+
+_SIG = types.void(types.int64, *[types.voidptr] * 3, types.int64, *[types.voidptr] * 4,
+                  types.int64, types.int64, types.voidptr, types.int64)
+_f32_256 = types.ExternalFunction(_name(4, 256), _SIG)
+_f32_512 = types.ExternalFunction(_name(4, 512), _SIG)
+_f64_256 = types.ExternalFunction(_name(8, 256), _SIG)
+_f64_512 = types.ExternalFunction(_name(8, 512), _SIG)
 
 
 @njit(cache=True)
-def tile(nv, x, xoff, taps, w, w_off, sums, ooff, dst, ldo, nm, bias, b_off, use_bias):
-    """One tile of nv vectors (see the module doc); w[w_off:] holds its (k, TILE_CHANNELS)
-    weights, bias[b_off:] its TILE_CHANNELS biases (read even when use_bias is False). Arrays of
-    one dtype; xoff, taps and ooff int64."""
-    k = taps.shape[0]
+def tile(lanes, nv, x, xoff, taps, w, w_off, sums, ooff, dst, ldo, nm, bias, b_off, use_bias):
+    """One tile of nv vectors of `lanes` (see the module doc); w[w_off:] holds its (k,
+    TILE_CHANNELS) weights, bias[b_off:] its TILE_CHANNELS biases (read even when use_bias is
+    False). Arrays of one dtype; xoff, taps and ooff int64."""
     size = x.itemsize
-    args = (x.ctypes.data, xoff.ctypes.data, taps.ctypes.data, k, w.ctypes.data + w_off * size,
-            sums.ctypes.data, ooff.ctypes.data, dst.ctypes.data, ldo, nm, bias.ctypes.data + b_off * size,
-            1 if use_bias else 0)
+    args = (nv, x.ctypes.data, xoff.ctypes.data, taps.ctypes.data, taps.shape[0],
+            w.ctypes.data + w_off * size, sums.ctypes.data, ooff.ctypes.data, dst.ctypes.data, ldo, nm,
+            bias.ctypes.data + b_off * size, 1 if use_bias else 0)
+    wide = lanes * size == 64
     if size == 8:
-        if nv == 3:
-            _f64_3(*args)
-        elif nv == 2:
-            _f64_2(*args)
+        if wide:
+            _f64_512(*args)
         else:
-            _f64_1(*args)
-    elif nv == 3:
-        _f32_3(*args)
-    elif nv == 2:
-        _f32_2(*args)
+            _f64_256(*args)
+    elif wide:
+        _f32_512(*args)
     else:
-        _f32_1(*args)
+        _f32_256(*args)
 
 
 def scratch(dtype) -> np.ndarray:
-    """A tile's output scratch for dtype."""
-    return np.empty(TILE_CHANNELS * MAX_VECTORS * LANES[np.dtype(dtype).itemsize], dtype)
+    """A tile's output scratch for dtype, for any of its widths."""
+    return np.empty(TILE_CHANNELS * MAX_VECTORS * 64 // np.dtype(dtype).itemsize, dtype)
