@@ -34,7 +34,8 @@ def forced(request, monkeypatch):
     assert direct_tile.available(), "the LLVM tile did not compile: the CPU convolution would be slow"
     if request.param != "own choice":
         bits = int(request.param[:3])
-        monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dtype: bits // 8 // np.dtype(dtype).itemsize)
+        lanes = {4: bits // 32, 8: bits // 64}
+        monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dtype: lanes[np.dtype(dtype).itemsize])
     calls = []
     real_run = direct._run
     monkeypatch.setattr(direct, "suits", lambda *shape_and_dtype: True)
@@ -92,7 +93,8 @@ def test_tile_stores_whole_vectors_and_leaves_the_rest_in_its_scratch(dtype, bit
         np.testing.assert_array_equal(slots[ch, 1], expect[ch][lanes: 2 * lanes])
     assert dst[-1] == 7.0  # the fourth channel (nm = 3) is not written to dst
     sums[:] = 0
-    tile(lanes, 1, x, xoff, taps, w, 0, sums, np.array([-1, 0, 0], np.int64), dst, 2 * lanes, 3, bias, 0, False)
+    scratch_only = np.array([-1, 0, 0], np.int64)
+    tile(lanes, 1, x, xoff, taps, w, 0, sums, scratch_only, dst, 2 * lanes, 3, bias, 0, False)
     np.testing.assert_array_equal(slots[0, 0], p[:lanes])
 
 

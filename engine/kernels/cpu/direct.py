@@ -95,8 +95,8 @@ def _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp,
                             xoff[j] = oy * stride_h * wp + ox
                             ooff[j] = ((b * m_all + m0) * ho + oy) * wo + ox if ox + lanes <= wo else -1
                         w_off = (gi * n_tiles + mt) * tile_size
-                        tile(lanes, nv, buf, xoff, taps, flat_w, w_off, sums, ooff, flat_dst, ho * wo, nm, bias, m0,
-                             use_bias)
+                        tile(lanes, nv, buf, xoff, taps, flat_w, w_off, sums, ooff, flat_dst, ho * wo, nm,
+                             bias, m0, use_bias)
                         for j in range(nv):
                             if ooff[j] < 0:  # a vector past the row's end: store its outputs here
                                 oy, ox = (v + j) // per_row, ((v + j) % per_row) * lanes
