@@ -1,11 +1,12 @@
-"""The direct CPU convolution (engine.kernels.cpu.direct and its LLVM tile) against the generic
-im2col + GEMM path, for Convolution and Deconvolution, with the direct kernels forced on for
-shapes they would otherwise leave to im2col; and the tile and the shape rule on their own."""
+"""The direct CPU convolution (engine.kernels.cpu.direct, direct_weights and their LLVM tiles)
+against the generic im2col + GEMM path, for Convolution and Deconvolution, with the direct kernels
+forced on for shapes they would otherwise leave to im2col; and the tiles and the shape rules on
+their own."""
 
 import numpy as np
 import pytest
 
-from engine.kernels.cpu import direct, direct_tile
+from engine.kernels.cpu import direct, direct_tile, direct_weights
 from engine.kernels.cpu.direct_tile import MAX_VECTORS, TILE_CHANNELS, tile
 from tests.layers.test_conv_fastpaths import _assert_same, _pass
 
@@ -36,10 +37,13 @@ def forced(request, monkeypatch):
         bits = int(request.param[:3])
         lanes = {4: bits // 32, 8: bits // 64}
         monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dtype: lanes[np.dtype(dtype).itemsize])
-    calls = []
-    real_run = direct._run
+    calls = {"data": [], "weights": []}
+    real_run, real_accumulate = direct._run, direct_weights.accumulate
     monkeypatch.setattr(direct, "suits", lambda *shape_and_dtype: True)
-    monkeypatch.setattr(direct, "_run", lambda *args: calls.append(args[6:]) or real_run(*args))
+    monkeypatch.setattr(direct_weights, "suits", lambda *shape_and_dtype: True)
+    monkeypatch.setattr(direct, "_run", lambda *args: calls["data"].append(args[6:]) or real_run(*args))
+    monkeypatch.setattr(direct_weights, "accumulate",
+                        lambda *args: calls["weights"].append(args[4:]) or real_accumulate(*args))
     return calls
 
 
@@ -47,10 +51,11 @@ def forced(request, monkeypatch):
 @pytest.mark.parametrize("body, shape", GEOMETRIES)
 def test_direct_conv_matches_the_generic_path(kind, body, shape, forced, monkeypatch):
     generic = _pass(kind, body, shape, False, monkeypatch)
-    assert not forced
+    assert not forced["data"] and not forced["weights"]
     fast = _pass(kind, body, shape, True, monkeypatch)
     unit = "stride_h: 2" not in body
-    assert len(forced) == (2 if unit else 1)  # forward and bottom gradient, or the one with unit strides
+    assert len(forced["data"]) == (2 if unit else 1)  # forward and bottom gradient, or the unit-stride one
+    assert len(forced["weights"]) == 1  # any strides
     _assert_same(generic, fast, 1e-12)
 
 
@@ -59,7 +64,7 @@ def test_direct_conv_in_float32(kind, forced, monkeypatch):
     body, shape = "num_output: 7 kernel_size: 3 pad: 1 group: 1", (3, 5, 6, 13)
     generic = _pass(kind, body, shape, False, monkeypatch, np.float32)
     fast = _pass(kind, body, shape, True, monkeypatch, np.float32)
-    assert len(forced) == 2
+    assert len(forced["data"]) == 2 and len(forced["weights"]) == 1
     _assert_same(generic, fast, 1e-5)
 
 
@@ -157,3 +162,55 @@ def test_cifar10_quick_and_lenet_take_the_direct_kernels_where_they_measured_fas
     assert cifar_conv2._direct_suits(32, 1, (16, 16), True, f32)  # bottom gradient: 32 top channels
     assert lenet_conv2._direct_suits(20, 1, (8, 8), True, f32)  # forward, 500 taps
     assert not lenet_conv2._direct_suits(50, 1, (12, 12), True, f32)  # its bottom gradient: 2.25x the work
+
+
+def _weight_gradient_reference(values, src, group, kernel, pad, stride, dilation, out_hw):
+    """sum over images of values[b] @ im2col(src[b])^T per group, by numpy."""
+    n, c = src.shape[:2]
+    (kh, kw), (ph, pw), (sh, sw), (dh, dw), (ho, wo) = kernel, pad, stride, dilation, out_hw
+    padded = np.pad(src, ((0, 0), (0, 0), (ph, ph + sh * ho), (pw, pw + sw * wo)))
+    cols = np.empty((n, c, kh, kw, ho, wo), src.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            cols[:, :, ky, kx] = padded[:, :, ky * dh: ky * dh + sh * ho: sh, kx * dw: kx * dw + sw * wo: sw]
+    m, cg = values.shape[1], c // group
+    cols = cols.reshape(n, group, cg * kh * kw, ho * wo)
+    vals = values.reshape(n, group, m // group, ho * wo)
+    return np.einsum("bgmp,bgkp->gmk", vals, cols).reshape(m, cg, kh, kw)
+
+
+@pytest.mark.parametrize("bits", direct_tile.WIDTHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("outputs, group, kernel, pad, stride, dilation, size", [
+    (20, 1, (5, 5), (0, 0), (1, 1), (1, 1), (13, 11)),  # channels not a multiple of the lanes
+    (40, 2, (3, 3), (1, 1), (2, 1), (1, 1), (9, 10)),  # groups, row stride, three vectors of 8 channels
+    (6, 1, (3, 2), (2, 1), (1, 2), (2, 1), (8, 9)),  # rectangular kernel, width stride, dilation
+    (70, 1, (1, 3), (0, 1), (1, 1), (1, 1), (1, 17)),  # 1-D, five vectors of 16 channels
+])
+def test_direct_weight_gradient_matches_im2col(bits, dtype, outputs, group, kernel, pad, stride, dilation, size,
+                                               monkeypatch):
+    lanes = bits // 8 // np.dtype(dtype).itemsize
+    monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dt: lanes)
+    rng = np.random.default_rng(5)
+    n, c = 3, 2 * group
+    out_hw = tuple((s + 2 * p - (d * (k - 1) + 1)) // st + 1
+                   for s, k, p, st, d in zip(size, kernel, pad, stride, dilation, strict=True))
+    src = rng.normal(size=(n, c, *size)).astype(dtype)
+    values = rng.normal(size=(n, outputs, *out_hw)).astype(dtype)
+    start = rng.normal(size=(outputs, c // group, *kernel)).astype(dtype)
+    wd = start.copy()
+    direct_weights.accumulate(values, src, group, wd, out_hw, kernel, pad, stride, dilation)
+    expect = start + _weight_gradient_reference(values.astype(np.float64), src.astype(np.float64), group,
+                                                kernel, pad, stride, dilation, out_hw)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(wd, expect, rtol=tol, atol=tol)
+
+
+def test_the_direct_weight_gradient_takes_only_the_shapes_where_it_pays():
+    f32 = np.float32
+    assert direct_weights.suits(32, 800, 256, f32)  # CIFAR10-quick conv2
+    assert direct_weights.suits(32, 75, 1024, f32)  # its conv1: 80 of 75 taps computed
+    assert direct_weights.suits(50, 500, 64, f32)  # LeNet conv2
+    assert not direct_weights.suits(20, 25, 576, f32)  # LeNet conv1: 32 of 25 taps, 24 of 20 channels
+    assert not direct_weights.suits(32, 800, direct_weights.MIN_POSITIONS - 1, f32)
+    assert not direct_weights.suits(32, 800, 256, np.int32)

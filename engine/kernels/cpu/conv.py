@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.cpu import direct
+from engine.kernels.cpu import direct, direct_weights
 from engine.kernels.cpu.blas import gemm, gemm_strided, restore, single_threaded
 from engine.kernels.cpu.im2col import (
     _col2im2_padded,
@@ -279,6 +279,18 @@ class ColumnPlan:
                                     self._planar(images, img_hw), g[1:3], g[4:6], g[10:12])
         return True
 
+    def _direct_weights(self, values: np.ndarray, images: np.ndarray, group: int, wd: np.ndarray) -> bool:
+        """wd += values[b] @ im2col(images[b])^T for every image b by the direct kernel, if it suits
+        this geometry: 2-D or 1-D, any strides."""
+        g, out_hw = self.geometry, self.col_shape[3:]
+        taps = self.image_shape[0] // group * g[1] * g[2]
+        if self.mode not in (MODE_2D_UNIT, MODE_2D) or not direct_weights.suits(
+                values.shape[1] // group, taps, out_hw[0] * out_hw[1], wd.dtype):
+            return False
+        direct_weights.accumulate(values, self._planar(images, self.image_shape[2:]), group, wd, out_hw, g[1:3],
+                                  g[4:6], g[7:9], g[10:12])
+        return True
+
     def images(self, arr: np.ndarray) -> np.ndarray:
         """arr (n, C, *spatial) as the (n, C, D, H, W) view the kernels take."""
         return np.ascontiguousarray(arr).reshape((arr.shape[0], *self.image_shape))
@@ -292,10 +304,12 @@ class ColumnPlan:
             return  # an empty batch: nothing to write, nothing to add
         imgs = self.images(images)
         out = _or_none(out)
+        if wd is not None and values is not None and self._direct_weights(values, imgs, group, wd):
+            wd = None
         if out is not None and self._direct_forward(imgs, w, group, bias, out):
-            if wd is None:
-                return
-            out = None  # written; the weight gradient still goes through im2col + GEMM
+            out = None
+        if out is None and wd is None:
+            return
         _split_batch(gemm_from_columns, wd, imgs.dtype, imgs, _flat_weights(w), group, _bias(bias, imgs),
                      bias is not None, *self._args(), _or_empty(out, imgs.dtype), out is not None,
                      _or_empty(values, imgs.dtype))
@@ -312,10 +326,12 @@ class ColumnPlan:
             raise ValueError("col2im needs a C-contiguous image buffer")
         dst = self.images(images) if images is not None else np.empty((1, *self.image_shape), values.dtype)
         src = self.images(sources) if sources is not None else dst
+        if wd is not None and sources is not None and self._direct_weights(values, src, group, wd):
+            wd = None
         if images is not None and self._direct_backward(values, w, group, bias, dst):
-            if wd is None:
-                return
-            images = None  # written; the weight gradient still goes through im2col + GEMM
+            images = None
+        if images is None and wd is None:
+            return
         _split_batch(columns_from_gemm, wd, values.dtype, values, _flat_weights(w), group,
                      _bias(bias, values), bias is not None, *self._args(), dst, images is not None, src,
                      BLOCK_BYTES)

@@ -48,7 +48,7 @@ def suits(taps: int, height: int, width: int, positions: int, dtype) -> bool:
 
 
 @njit(cache=True)
-def _fill_bordered(src, b, c0, channels, top, left, buf, hp, wp):
+def fill_bordered(src, b, c0, channels, top, left, buf, hp, wp):
     """buf (flat) as (channels, hp, wp) = src[b, c0 + c, y - top, x - left], zero outside src."""
     h, w = src.shape[2], src.shape[3]
     buf[:] = 0.0
@@ -82,7 +82,7 @@ def _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp,
     rows_per_block = max(1, block_bytes // max(1, stride_h * wp * cg * src.itemsize))
     for b in range(t, n, n_threads):
         for gi in range(group):
-            _fill_bordered(src, b, gi * cg, cg, top, left, buf, hp, wp)
+            fill_bordered(src, b, gi * cg, cg, top, left, buf, hp, wp)
             for r0 in range(0, ho, rows_per_block):
                 v0, v1 = r0 * per_row, min(ho, r0 + rows_per_block) * per_row
                 for mt in range(n_tiles):

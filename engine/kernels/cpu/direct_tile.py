@@ -36,6 +36,9 @@ TILE_CHANNELS = 4
 MAX_VECTORS = 6
 #: vector widths the tiles are generated for, in bits
 WIDTHS = (256, 512)
+#: taps per weight-gradient tile, and its most vectors of output channels (24 sums in registers)
+WEIGHT_TAPS = 8
+MAX_WEIGHT_VECTORS = 3
 
 
 def _kind(itemsize: int) -> str:
@@ -47,8 +50,13 @@ def _name(itemsize: int, bits: int, nv: int | None = None) -> str:
     return base if nv is None else f"{base}_{nv}"
 
 
+def _weight_name(itemsize: int, bits: int, mv: int | None = None) -> str:
+    base = f"brewnet_weight_tile_{_kind(itemsize)}_{bits}"
+    return base if mv is None else f"{base}_{mv}"
+
+
 def _build_tile(module, itemsize: int, bits: int, nv: int):
-    """The tile for exactly nv vectors of `bits` each."""
+    """The convolution tile for exactly nv vectors of `bits` each (see the module doc)."""
     from llvmlite import ir
 
     real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
@@ -109,21 +117,75 @@ def _build_tile(module, itemsize: int, bits: int, nv: int):
     return fn
 
 
-def _build_entry(module, itemsize: int, bits: int) -> None:
-    """The exported tile of `bits` vectors: its first argument nv picks the tile of that many."""
+def _build_weight_tile(module, itemsize: int, bits: int, mv: int):
+    """The weight-gradient tile for exactly mv vectors of output channels (see weight_tile)."""
     from llvmlite import ir
 
-    tiles = [_build_tile(module, itemsize, bits, nv) for nv in range(1, MAX_VECTORS + 1)]
+    real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
+    lanes = bits // (8 * itemsize)
+    vec = ir.VectorType(real, lanes)
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    fma_name = f"llvm.fma.v{lanes}{_kind(itemsize)}"
+    fma = module.globals.get(fma_name) or ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), fma_name)
+    ptr, iptr = real.as_pointer(), i64.as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64, iptr, ptr, i64, ptr, iptr, ptr, i64]),
+                     _weight_name(itemsize, bits, mv))
+    fn.linkage = "internal"
+    steps, pos, a, lda, x, taps, out, ldo = fn.args
+    entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
+    b = ir.IRBuilder(entry)
+    bases = [b.gep(x, [b.load(b.gep(taps, [ir.Constant(i64, t)]))]) for t in range(WEIGHT_TAPS)]
+    zero = ir.Constant(vec, [0.0] * lanes)
+    undef = ir.Constant(vec, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+    b.branch(loop)
+
+    b.position_at_end(loop)
+    q = b.phi(i64)
+    q.add_incoming(ir.Constant(i64, 0), entry)
+    acc = [[b.phi(vec) for _ in range(mv)] for _ in range(WEIGHT_TAPS)]
+    for row in acc:
+        for value in row:
+            value.add_incoming(zero, entry)
+    off = b.load(b.gep(pos, [q]))
+    a_row = b.gep(a, [b.mul(q, lda)])
+    a_vecs = [b.load(b.bitcast(b.gep(a_row, [ir.Constant(i64, v * lanes)]), vec.as_pointer()), align=itemsize)
+              for v in range(mv)]
+    summed = []
+    for t in range(WEIGHT_TAPS):
+        scalar = b.load(b.gep(bases[t], [off]))
+        xv = b.shuffle_vector(b.insert_element(undef, scalar, ir.Constant(i32, 0)), undef, splat)
+        summed.append([b.call(fma, [a_vecs[v], xv, acc[t][v]]) for v in range(mv)])
+    q_next = b.add(q, ir.Constant(i64, 1))
+    q.add_incoming(q_next, loop)
+    for t in range(WEIGHT_TAPS):
+        for v in range(mv):
+            acc[t][v].add_incoming(summed[t][v], loop)
+    b.cbranch(b.icmp_signed("<", q_next, steps), loop, done)
+
+    b.position_at_end(done)
+    for t in range(WEIGHT_TAPS):
+        row = b.gep(out, [b.mul(ir.Constant(i64, t), ldo)])
+        for v in range(mv):
+            slot = b.bitcast(b.gep(row, [ir.Constant(i64, v * lanes)]), vec.as_pointer())
+            b.store(b.fadd(b.load(slot, align=itemsize), summed[t][v]), slot, align=itemsize)
+    b.ret_void()
+    return fn
+
+
+def _build_dispatch(module, name: str, tiles) -> None:
+    """An exported function whose first argument n calls tiles[n - 1] with the rest."""
+    from llvmlite import ir
+
     i64 = ir.IntType(64)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64, *tiles[0].function_type.args]),
-                     _name(itemsize, bits))
-    nv, *args = fn.args
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64, *tiles[0].function_type.args]), name)
+    count, *args = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     done = fn.append_basic_block("done")
-    switch = b.switch(nv, done)
-    for count, tile_fn in enumerate(tiles, start=1):
-        block = fn.append_basic_block(f"nv{count}")
-        switch.add_case(ir.Constant(i64, count), block)
+    switch = b.switch(count, done)
+    for n, tile_fn in enumerate(tiles, start=1):
+        block = fn.append_basic_block(f"n{n}")
+        switch.add_case(ir.Constant(i64, n), block)
         b.position_at_end(block)
         b.call(tile_fn, args)
         b.branch(done)
@@ -149,7 +211,11 @@ def _compile():
         module.triple = llvm.get_process_triple()
         for itemsize in (4, 8):
             for bits in WIDTHS:
-                _build_entry(module, itemsize, bits)
+                _build_dispatch(module, _name(itemsize, bits),
+                                [_build_tile(module, itemsize, bits, nv) for nv in range(1, MAX_VECTORS + 1)])
+                _build_dispatch(module, _weight_name(itemsize, bits),
+                                [_build_weight_tile(module, itemsize, bits, mv)
+                                 for mv in range(1, MAX_WEIGHT_VECTORS + 1)])
         # 512-bit vectors stay whole even where LLVM's tuning for the CPU prefers 256-bit ones
         text = str(module).replace(") {", ') "min-legal-vector-width"="512" {')
         parsed = llvm.parse_assembly(text)
@@ -160,7 +226,8 @@ def _compile():
         engine.finalize_object()
         for itemsize in (4, 8):
             for bits in WIDTHS:
-                llvm.add_symbol(_name(itemsize, bits), engine.get_function_address(_name(itemsize, bits)))
+                for name in (_name(itemsize, bits), _weight_name(itemsize, bits)):
+                    llvm.add_symbol(name, engine.get_function_address(name))
         return engine
     except Exception:  # noqa: BLE001 - any failure means: use the im2col path instead
         return None
@@ -220,6 +287,35 @@ def tile(lanes, nv, x, xoff, taps, w, w_off, sums, ooff, dst, ldo, nm, bias, b_o
         _f32_512(*args)
     else:
         _f32_256(*args)
+
+
+_WSIG = types.void(types.int64, types.int64, *[types.voidptr] * 2, types.int64, *[types.voidptr] * 3,
+                   types.int64)
+_w_f32_256 = types.ExternalFunction(_weight_name(4, 256), _WSIG)
+_w_f32_512 = types.ExternalFunction(_weight_name(4, 512), _WSIG)
+_w_f64_256 = types.ExternalFunction(_weight_name(8, 256), _WSIG)
+_w_f64_512 = types.ExternalFunction(_weight_name(8, 512), _WSIG)
+
+
+@njit(cache=True)
+def weight_tile(lanes, mv, steps, pos, a, a_off, lda, x, taps, t_off, out, o_off, ldo):
+    """out[o_off + t * ldo + j] += sum over q < steps of a[a_off + q * lda + j] * x[taps[t_off + t] + pos[q]]
+    for the WEIGHT_TAPS taps t and the mv * lanes channels j: the weight gradient of WEIGHT_TAPS taps
+    and mv vectors of output channels, summed over `steps` output positions (steps >= 1). The sums
+    run in registers (one FMA chain per lane, positions in order) and are added to out once."""
+    size = x.itemsize
+    args = (mv, steps, pos.ctypes.data, a.ctypes.data + a_off * size, lda, x.ctypes.data,
+            taps.ctypes.data + t_off * 8, out.ctypes.data + o_off * size, ldo)
+    wide = lanes * size == 64
+    if size == 8:
+        if wide:
+            _w_f64_512(*args)
+        else:
+            _w_f64_256(*args)
+    elif wide:
+        _w_f32_512(*args)
+    else:
+        _w_f32_256(*args)
 
 
 def scratch(dtype) -> np.ndarray:
