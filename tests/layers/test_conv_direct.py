@@ -187,8 +187,8 @@ def _weight_gradient_reference(values, src, group, kernel, pad, stride, dilation
     (6, 1, (3, 2), (2, 1), (1, 2), (2, 1), (8, 9)),  # rectangular kernel, width stride, dilation
     (70, 1, (1, 3), (0, 1), (1, 1), (1, 1), (1, 17)),  # 1-D, five vectors of 16 channels
 ])
-def test_direct_weight_gradient_matches_im2col(bits, dtype, outputs, group, kernel, pad, stride, dilation, size,
-                                               monkeypatch):
+def test_direct_weight_gradient_matches_im2col(bits, dtype, outputs, group, kernel, pad, stride, dilation,
+                                               size, monkeypatch):
     lanes = bits // 8 // np.dtype(dtype).itemsize
     monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dt: lanes)
     rng = np.random.default_rng(5)

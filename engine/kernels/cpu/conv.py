@@ -287,8 +287,8 @@ class ColumnPlan:
         if self.mode not in (MODE_2D_UNIT, MODE_2D) or not direct_weights.suits(
                 values.shape[1] // group, taps, out_hw[0] * out_hw[1], wd.dtype):
             return False
-        direct_weights.accumulate(values, self._planar(images, self.image_shape[2:]), group, wd, out_hw, g[1:3],
-                                  g[4:6], g[7:9], g[10:12])
+        src = self._planar(images, self.image_shape[2:])
+        direct_weights.accumulate(values, src, group, wd, out_hw, g[1:3], g[4:6], g[7:9], g[10:12])
         return True
 
     def images(self, arr: np.ndarray) -> np.ndarray:
