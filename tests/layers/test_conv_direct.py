@@ -129,6 +129,7 @@ def test_every_tile_size_sums_its_own_vectors(bits):
 def test_rows_choose_the_vector_width_that_wastes_least():
     if not direct_tile.WIDE:
         assert direct_tile.lanes_for(32, np.float32) == 8 and direct_tile.vectors_per_tile() == 3
+        assert direct_tile.weight_vectors_per_tile() == 1
         return
     assert direct_tile.lanes_for(16, np.float32) == 16
     assert direct_tile.lanes_for(32, np.float32) == 16
@@ -137,6 +138,7 @@ def test_rows_choose_the_vector_width_that_wastes_least():
     assert direct_tile.lanes_for(8, np.float64) == 8
     assert direct_tile.lanes_for(4, np.float64) == 4
     assert direct_tile.vectors_per_tile() == MAX_VECTORS
+    assert direct_tile.weight_vectors_per_tile() == direct_tile.MAX_WEIGHT_VECTORS
 
 
 def test_the_direct_kernels_take_only_the_shapes_where_they_pay():
@@ -179,6 +181,7 @@ def _weight_gradient_reference(values, src, group, kernel, pad, stride, dilation
     return np.einsum("bgmp,bgkp->gmk", vals, cols).reshape(m, cg, kh, kw)
 
 
+@pytest.mark.parametrize("vectors", [1, direct_tile.MAX_WEIGHT_VECTORS])  # 16 vector registers, or 32
 @pytest.mark.parametrize("bits", direct_tile.WIDTHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("outputs, group, kernel, pad, stride, dilation, size", [
@@ -187,10 +190,11 @@ def _weight_gradient_reference(values, src, group, kernel, pad, stride, dilation
     (6, 1, (3, 2), (2, 1), (1, 2), (2, 1), (8, 9)),  # rectangular kernel, width stride, dilation
     (70, 1, (1, 3), (0, 1), (1, 1), (1, 1), (1, 17)),  # 1-D, five vectors of 16 channels
 ])
-def test_direct_weight_gradient_matches_im2col(bits, dtype, outputs, group, kernel, pad, stride, dilation,
-                                               size, monkeypatch):
+def test_direct_weight_gradient_matches_im2col(vectors, bits, dtype, outputs, group, kernel, pad, stride,
+                                               dilation, size, monkeypatch):
     lanes = bits // 8 // np.dtype(dtype).itemsize
     monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dt: lanes)
+    monkeypatch.setattr(direct_tile, "weight_vectors_per_tile", lambda: vectors)
     rng = np.random.default_rng(5)
     n, c = 3, 2 * group
     out_hw = tuple((s + 2 * p - (d * (k - 1) + 1)) // st + 1

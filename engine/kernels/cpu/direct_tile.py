@@ -244,8 +244,14 @@ def available() -> bool:
 
 
 def vectors_per_tile() -> int:
-    """How many vectors per channel a tile may take here without spilling its sums."""
+    """How many vectors per channel a convolution tile may take here without spilling its sums."""
     return MAX_VECTORS if WIDE else 3
+
+
+def weight_vectors_per_tile() -> int:
+    """How many vectors of channels a weight-gradient tile may take here without spilling its sums
+    (WEIGHT_TAPS sums per vector, plus the vectors and one broadcast value)."""
+    return MAX_WEIGHT_VECTORS if WIDE else 1
 
 
 def lanes_for(width: int, dtype) -> int:

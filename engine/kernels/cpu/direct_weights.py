@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from engine.kernels.cpu import direct_tile
 from engine.kernels.cpu.direct import MAX_EXTRA_WORK, fill_bordered
-from engine.kernels.cpu.direct_tile import MAX_WEIGHT_VECTORS, WEIGHT_TAPS, weight_tile
+from engine.kernels.cpu.direct_tile import WEIGHT_TAPS, weight_tile
 from engine.kernels.cpu.threads import thread_count
 
 #: below this many output positions per image a tile's fixed costs (adding its sums out) dominate
@@ -54,7 +54,7 @@ def _transpose_into(values, b, m0, mg, at):
 
 
 @njit(cache=True)
-def _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes, acc):
+def _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes, max_mv, acc):
     """acc (group, padded taps, padded channels) += the weight gradient of the images of share t."""
     n, m_all, p = values.shape
     cg, mg = src.shape[1] // group, m_all // group
@@ -63,7 +63,7 @@ def _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes
     at = np.zeros((p, mp), src.dtype)
     flat_acc = acc.reshape(-1)
     chunks = mp // lanes
-    n_mtiles = -(-chunks // MAX_WEIGHT_VECTORS)
+    n_mtiles = -(-chunks // max_mv)
     for b in range(t, n, n_threads):
         for gi in range(group):
             fill_bordered(src, b, gi * cg, cg, top, left, buf, hp, wp)
@@ -78,9 +78,9 @@ def _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes
 
 
 @njit(cache=True, parallel=True)
-def _batch(n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes, acc):
+def _batch(n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes, max_mv, acc):
     for t in prange(n_threads):
-        _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes, acc[t])
+        _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes, max_mv, acc[t])
 
 
 def accumulate(values: np.ndarray, src: np.ndarray, group: int, wd: np.ndarray, out_hw, kernel, pad,
@@ -105,7 +105,7 @@ def accumulate(values: np.ndarray, src: np.ndarray, group: int, wd: np.ndarray, 
     n_threads = thread_count()
     acc = np.zeros((n_threads, group, taps.size, _padded(mg, lanes)), values.dtype)
     _batch(n_threads, np.ascontiguousarray(values).reshape(n, m_all, -1), np.ascontiguousarray(src), group,
-           pad[0], pad[1], hp, wp, taps, pos, lanes, acc)
+           pad[0], pad[1], hp, wp, taps, pos, lanes, direct_tile.weight_vectors_per_tile(), acc)
     grad = wd.reshape(group, mg, k)
     for t in range(n_threads):
         grad += acc[t, :, :k, :mg].transpose(0, 2, 1)
