@@ -55,122 +55,127 @@ def _weight_name(itemsize: int, bits: int, mv: int | None = None) -> str:
     return base if mv is None else f"{base}_{mv}"
 
 
+class _TileFunction:
+    """One tile function being generated: its vector type and the pieces both tiles are made of."""
+
+    def __init__(self, module, itemsize: int, bits: int, name: str, args: str) -> None:
+        """args: one letter per argument, p a pointer to floats, q a pointer to int64, i an int64."""
+        from llvmlite import ir
+
+        self.ir = ir
+        real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
+        self.itemsize, self.lanes = itemsize, bits // (8 * itemsize)
+        self.vec = ir.VectorType(real, self.lanes)
+        self.i64 = ir.IntType(64)
+        fma_name = f"llvm.fma.v{self.lanes}{_kind(itemsize)}"
+        self.fma = module.globals.get(fma_name) or ir.Function(
+            module, ir.FunctionType(self.vec, [self.vec] * 3), fma_name)
+        kinds = {"p": real.as_pointer(), "q": self.i64.as_pointer(), "i": self.i64}
+        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [kinds[c] for c in args]), name)
+        self.fn.linkage = "internal"
+        self.entry, self.loop, self.done = (self.fn.append_basic_block(n) for n in ("entry", "loop", "done"))
+        self.b = ir.IRBuilder(self.entry)
+
+    def const(self, value: int):
+        return self.ir.Constant(self.i64, value)
+
+    def element(self, pointer, *offsets):
+        """The address pointer[offsets[0]][offsets[1]]... (each an int64 value or a Python int)."""
+        for off in offsets:
+            pointer = self.b.gep(pointer, [self.const(off) if isinstance(off, int) else off])
+        return pointer
+
+    def vector_at(self, address):
+        """The address as a pointer to an unaligned vector."""
+        return self.b.bitcast(address, self.vec.as_pointer())
+
+    def load_vector(self, address):
+        return self.b.load(self.vector_at(address), align=self.itemsize)
+
+    def splat(self, scalar):
+        """A vector of `scalar` in every lane."""
+        ir = self.ir
+        undef = ir.Constant(self.vec, ir.Undefined)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        return self.b.shuffle_vector(self.b.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)),
+                                     undef, mask)
+
+    def reduction(self, count, rows: int, cols: int, step):
+        """rows x cols vector sums from zero over k = 0 .. count - 1 (count >= 1), in registers:
+        step(k, sums) gives the next sums. Leaves the builder in the done block; the final sums."""
+        b = self.b
+        b.branch(self.loop)
+        b.position_at_end(self.loop)
+        k = b.phi(self.i64)
+        k.add_incoming(self.const(0), self.entry)
+        zero = self.ir.Constant(self.vec, [0.0] * self.lanes)
+        sums = [[b.phi(self.vec) for _ in range(cols)] for _ in range(rows)]
+        for row in sums:
+            for value in row:
+                value.add_incoming(zero, self.entry)
+        summed = step(k, sums)
+        k_next = b.add(k, self.const(1))
+        k.add_incoming(k_next, self.loop)
+        for row, new_row in zip(sums, summed, strict=True):
+            for value, new in zip(row, new_row, strict=True):
+                value.add_incoming(new, self.loop)
+        b.cbranch(b.icmp_signed("<", k_next, count), self.loop, self.done)
+        b.position_at_end(self.done)
+        return summed
+
+
 def _build_tile(module, itemsize: int, bits: int, nv: int):
     """The convolution tile for exactly nv vectors of `bits` each (see the module doc)."""
-    from llvmlite import ir
+    t = _TileFunction(module, itemsize, bits, _name(itemsize, bits, nv), "pqqippqpiipi")
+    x, xoff, taps, k_count, w, sums, ooff, dst, ldo, nm, bias, use_bias = t.fn.args
+    b, lanes = t.b, t.lanes
+    bases = [b.gep(x, [b.load(t.element(xoff, v))]) for v in range(nv)]
 
-    real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
-    lanes = bits // (8 * itemsize)
-    vec = ir.VectorType(real, lanes)
-    i32, i64 = ir.IntType(32), ir.IntType(64)
-    fma_name = f"llvm.fma.v{lanes}{_kind(itemsize)}"
-    fma = module.globals.get(fma_name) or ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), fma_name)
-    ptr, iptr = real.as_pointer(), i64.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, iptr, iptr, i64, ptr, ptr, iptr, ptr, i64,
-                                                             i64, ptr, i64]), _name(itemsize, bits, nv))
-    fn.linkage = "internal"
-    x, xoff, taps, k_count, w, sums, ooff, dst, ldo, nm, bias, use_bias = fn.args
-    entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    bases = [b.gep(x, [b.load(b.gep(xoff, [ir.Constant(i64, v)]))]) for v in range(nv)]
-    zero = ir.Constant(vec, [0.0] * lanes)
-    undef = ir.Constant(vec, ir.Undefined)
-    splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-    b.branch(loop)
+    def step(k, acc):
+        tap = b.load(t.element(taps, k))
+        xs = [t.load_vector(t.element(base, tap)) for base in bases]
+        w_row = t.element(w, b.mul(k, t.const(TILE_CHANNELS)))
+        return [[b.call(t.fma, [xs[v], wv, acc[i][v]]) for v in range(nv)]
+                for i, wv in enumerate(t.splat(b.load(t.element(w_row, i))) for i in range(TILE_CHANNELS))]
 
-    b.position_at_end(loop)
-    k = b.phi(i64)
-    k.add_incoming(ir.Constant(i64, 0), entry)
-    acc = [[b.phi(vec) for _ in range(nv)] for _ in range(TILE_CHANNELS)]
-    for row in acc:
-        for a in row:
-            a.add_incoming(zero, entry)
-    tap = b.load(b.gep(taps, [k]))
-    xs = [b.load(b.bitcast(b.gep(base, [tap]), vec.as_pointer()), align=itemsize) for base in bases]
-    w_row = b.gep(w, [b.mul(k, ir.Constant(i64, TILE_CHANNELS))])
-    summed = []
+    summed = t.reduction(k_count, TILE_CHANNELS, nv, step)
+    with_bias = b.icmp_signed("!=", use_bias, t.const(0))
+    offsets = [b.load(t.element(ooff, v)) for v in range(nv)]
     for i in range(TILE_CHANNELS):
-        scalar = b.load(b.gep(w_row, [ir.Constant(i64, i)]))
-        wv = b.shuffle_vector(b.insert_element(undef, scalar, ir.Constant(i32, 0)), undef, splat)
-        summed.append([b.call(fma, [xs[v], wv, acc[i][v]]) for v in range(nv)])
-    k_next = b.add(k, ir.Constant(i64, 1))
-    k.add_incoming(k_next, loop)
-    for i in range(TILE_CHANNELS):
-        for v in range(nv):
-            acc[i][v].add_incoming(summed[i][v], loop)
-    b.cbranch(b.icmp_signed("<", k_next, k_count), loop, done)
-
-    b.position_at_end(done)
-    with_bias = b.icmp_signed("!=", use_bias, ir.Constant(i64, 0))
-    offsets = [b.load(b.gep(ooff, [ir.Constant(i64, v)])) for v in range(nv)]
-    for i in range(TILE_CHANNELS):
-        scalar = b.load(b.gep(bias, [ir.Constant(i64, i)]))
-        bv = b.shuffle_vector(b.insert_element(undef, scalar, ir.Constant(i32, 0)), undef, splat)
-        exists = b.icmp_signed("<", ir.Constant(i64, i), nm)
+        bv = t.splat(b.load(t.element(bias, i)))
+        exists = b.icmp_signed("<", t.const(i), nm)
         for v in range(nv):
             value = b.select(with_bias, b.fadd(summed[i][v], bv), summed[i][v])
-            slot = b.gep(sums, [ir.Constant(i64, (i * MAX_VECTORS + v) * lanes)])
-            out = b.gep(dst, [b.add(offsets[v], b.mul(ir.Constant(i64, i), ldo))])
-            to_dst = b.and_(exists, b.icmp_signed(">=", offsets[v], ir.Constant(i64, 0)))
-            b.store(value, b.bitcast(b.select(to_dst, out, slot), vec.as_pointer()), align=itemsize)
+            slot = t.element(sums, (i * MAX_VECTORS + v) * lanes)
+            out = t.element(dst, b.add(offsets[v], b.mul(t.const(i), ldo)))
+            to_dst = b.and_(exists, b.icmp_signed(">=", offsets[v], t.const(0)))
+            b.store(value, t.vector_at(b.select(to_dst, out, slot)), align=itemsize)
     b.ret_void()
-    return fn
+    return t.fn
 
 
 def _build_weight_tile(module, itemsize: int, bits: int, mv: int):
     """The weight-gradient tile for exactly mv vectors of output channels (see weight_tile)."""
-    from llvmlite import ir
+    t = _TileFunction(module, itemsize, bits, _weight_name(itemsize, bits, mv), "iqpipqpi")
+    steps, pos, a, lda, x, taps, out, ldo = t.fn.args
+    b, lanes = t.b, t.lanes
+    bases = [b.gep(x, [b.load(t.element(taps, k))]) for k in range(WEIGHT_TAPS)]
 
-    real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
-    lanes = bits // (8 * itemsize)
-    vec = ir.VectorType(real, lanes)
-    i32, i64 = ir.IntType(32), ir.IntType(64)
-    fma_name = f"llvm.fma.v{lanes}{_kind(itemsize)}"
-    fma = module.globals.get(fma_name) or ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), fma_name)
-    ptr, iptr = real.as_pointer(), i64.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64, iptr, ptr, i64, ptr, iptr, ptr, i64]),
-                     _weight_name(itemsize, bits, mv))
-    fn.linkage = "internal"
-    steps, pos, a, lda, x, taps, out, ldo = fn.args
-    entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    bases = [b.gep(x, [b.load(b.gep(taps, [ir.Constant(i64, t)]))]) for t in range(WEIGHT_TAPS)]
-    zero = ir.Constant(vec, [0.0] * lanes)
-    undef = ir.Constant(vec, ir.Undefined)
-    splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-    b.branch(loop)
+    def step(q, acc):
+        off = b.load(t.element(pos, q))
+        a_row = t.element(a, b.mul(q, lda))
+        a_vecs = [t.load_vector(t.element(a_row, v * lanes)) for v in range(mv)]
+        return [[b.call(t.fma, [a_vecs[v], xv, acc[k][v]]) for v in range(mv)]
+                for k, xv in enumerate(t.splat(b.load(t.element(base, off))) for base in bases)]
 
-    b.position_at_end(loop)
-    q = b.phi(i64)
-    q.add_incoming(ir.Constant(i64, 0), entry)
-    acc = [[b.phi(vec) for _ in range(mv)] for _ in range(WEIGHT_TAPS)]
-    for row in acc:
-        for value in row:
-            value.add_incoming(zero, entry)
-    off = b.load(b.gep(pos, [q]))
-    a_row = b.gep(a, [b.mul(q, lda)])
-    a_vecs = [b.load(b.bitcast(b.gep(a_row, [ir.Constant(i64, v * lanes)]), vec.as_pointer()), align=itemsize)
-              for v in range(mv)]
-    summed = []
-    for t in range(WEIGHT_TAPS):
-        scalar = b.load(b.gep(bases[t], [off]))
-        xv = b.shuffle_vector(b.insert_element(undef, scalar, ir.Constant(i32, 0)), undef, splat)
-        summed.append([b.call(fma, [a_vecs[v], xv, acc[t][v]]) for v in range(mv)])
-    q_next = b.add(q, ir.Constant(i64, 1))
-    q.add_incoming(q_next, loop)
-    for t in range(WEIGHT_TAPS):
+    summed = t.reduction(steps, WEIGHT_TAPS, mv, step)
+    for k in range(WEIGHT_TAPS):
+        row = t.element(out, b.mul(t.const(k), ldo))
         for v in range(mv):
-            acc[t][v].add_incoming(summed[t][v], loop)
-    b.cbranch(b.icmp_signed("<", q_next, steps), loop, done)
-
-    b.position_at_end(done)
-    for t in range(WEIGHT_TAPS):
-        row = b.gep(out, [b.mul(ir.Constant(i64, t), ldo)])
-        for v in range(mv):
-            slot = b.bitcast(b.gep(row, [ir.Constant(i64, v * lanes)]), vec.as_pointer())
-            b.store(b.fadd(b.load(slot, align=itemsize), summed[t][v]), slot, align=itemsize)
+            slot = t.vector_at(t.element(row, v * lanes))
+            b.store(b.fadd(b.load(slot, align=itemsize), summed[k][v]), slot, align=itemsize)
     b.ret_void()
-    return fn
+    return t.fn
 
 
 def _build_dispatch(module, name: str, tiles) -> None:
