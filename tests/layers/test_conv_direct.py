@@ -129,7 +129,7 @@ def test_every_tile_size_sums_its_own_vectors(bits):
 def test_rows_choose_the_vector_width_that_wastes_least():
     if not direct_tile.WIDE:
         assert direct_tile.lanes_for(32, np.float32) == 8 and direct_tile.vectors_per_tile() == 3
-        assert direct_tile.weight_vectors_per_tile() == 1
+        assert direct_tile.channel_vectors_per_tile() == 1
         return
     assert direct_tile.lanes_for(16, np.float32) == 16
     assert direct_tile.lanes_for(32, np.float32) == 16
@@ -138,7 +138,7 @@ def test_rows_choose_the_vector_width_that_wastes_least():
     assert direct_tile.lanes_for(8, np.float64) == 8
     assert direct_tile.lanes_for(4, np.float64) == 4
     assert direct_tile.vectors_per_tile() == MAX_VECTORS
-    assert direct_tile.weight_vectors_per_tile() == direct_tile.MAX_WEIGHT_VECTORS
+    assert direct_tile.channel_vectors_per_tile() == direct_tile.MAX_CHANNEL_VECTORS
 
 
 def test_the_direct_kernels_take_only_the_shapes_where_they_pay():
@@ -181,7 +181,7 @@ def _weight_gradient_reference(values, src, group, kernel, pad, stride, dilation
     return np.einsum("bgmp,bgkp->gmk", vals, cols).reshape(m, cg, kh, kw)
 
 
-@pytest.mark.parametrize("vectors", [1, direct_tile.MAX_WEIGHT_VECTORS])  # 16 vector registers, or 32
+@pytest.mark.parametrize("vectors", [1, direct_tile.MAX_CHANNEL_VECTORS])  # 16 vector registers, or 32
 @pytest.mark.parametrize("bits", direct_tile.WIDTHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("outputs, group, kernel, pad, stride, dilation, size", [
@@ -194,7 +194,7 @@ def test_direct_weight_gradient_matches_im2col(vectors, bits, dtype, outputs, gr
                                                dilation, size, monkeypatch):
     lanes = bits // 8 // np.dtype(dtype).itemsize
     monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dt: lanes)
-    monkeypatch.setattr(direct_tile, "weight_vectors_per_tile", lambda: vectors)
+    monkeypatch.setattr(direct_tile, "channel_vectors_per_tile", lambda: vectors)
     rng = np.random.default_rng(5)
     n, c = 3, 2 * group
     out_hw = tuple((s + 2 * p - (d * (k - 1) + 1)) // st + 1

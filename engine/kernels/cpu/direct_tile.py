@@ -1,4 +1,4 @@
-"""The register-tiled inner loop of the direct convolution, generated as LLVM IR and compiled for
+"""The register-tiled inner loops of the direct convolution, generated as LLVM IR and compiled for
 this CPU by llvmlite, then bound by symbol so numba kernels call it (and stay cacheable on disk),
 as engine.kernels.cpu.blas binds the BLAS.
 
@@ -12,7 +12,10 @@ Vectors are 256 bits (AVX2), and also 512 bits where the CPU has AVX-512: twice 
 per instruction, and 32 vector registers, so a tile holds up to six vectors per channel instead of
 three. Which width a convolution uses depends on its row width (lanes_for).
 
-One tile: TILE_CHANNELS output channels x `nv` (1..vectors_per_tile()) vectors of `lanes`
+Two tiles. The row tile (`tile`) vectorises along output rows; the channel tile (`channel_tile`)
+along channels, for rows too narrow for a vector and for the weight gradient.
+
+The row tile: TILE_CHANNELS output channels x `nv` (1..vectors_per_tile()) vectors of `lanes`
 consecutive output positions. Its arguments:
     x      the zero-bordered source (flat), xoff[nv] each vector's first element in x,
     taps   (k,) each tap's offset in x (input channel, kernel row, kernel column, in Caffe's order),
@@ -36,9 +39,9 @@ TILE_CHANNELS = 4
 MAX_VECTORS = 6
 #: vector widths the tiles are generated for, in bits
 WIDTHS = (256, 512)
-#: taps per weight-gradient tile, and its most vectors of output channels (24 sums in registers)
-WEIGHT_TAPS = 8
-MAX_WEIGHT_VECTORS = 3
+#: columns (taps or output positions) per channel tile, and its most vectors of channels (24 sums)
+TILE_COLUMNS = 8
+MAX_CHANNEL_VECTORS = 3
 
 
 def _kind(itemsize: int) -> str:
@@ -50,8 +53,8 @@ def _name(itemsize: int, bits: int, nv: int | None = None) -> str:
     return base if nv is None else f"{base}_{nv}"
 
 
-def _weight_name(itemsize: int, bits: int, mv: int | None = None) -> str:
-    base = f"brewnet_weight_tile_{_kind(itemsize)}_{bits}"
+def _channel_name(itemsize: int, bits: int, mv: int | None = None) -> str:
+    base = f"brewnet_channel_tile_{_kind(itemsize)}_{bits}"
     return base if mv is None else f"{base}_{mv}"
 
 
@@ -154,26 +157,26 @@ def _build_tile(module, itemsize: int, bits: int, nv: int):
     return t.fn
 
 
-def _build_weight_tile(module, itemsize: int, bits: int, mv: int):
-    """The weight-gradient tile for exactly mv vectors of output channels (see weight_tile)."""
-    t = _TileFunction(module, itemsize, bits, _weight_name(itemsize, bits, mv), "iqpipqpi")
-    steps, pos, a, lda, x, taps, out, ldo = t.fn.args
+def _build_channel_tile(module, itemsize: int, bits: int, mv: int):
+    """The channel tile for exactly mv vectors of channels (see channel_tile)."""
+    t = _TileFunction(module, itemsize, bits, _channel_name(itemsize, bits, mv), "iqpipqpi")
+    steps, step_offsets, a, lda, x, column_offsets, out, ldo = t.fn.args
     b, lanes = t.b, t.lanes
-    bases = [b.gep(x, [b.load(t.element(taps, k))]) for k in range(WEIGHT_TAPS)]
+    bases = [b.gep(x, [b.load(t.element(column_offsets, j))]) for j in range(TILE_COLUMNS)]
 
-    def step(q, acc):
-        off = b.load(t.element(pos, q))
-        a_row = t.element(a, b.mul(q, lda))
+    def step(s, acc):
+        off = b.load(t.element(step_offsets, s))
+        a_row = t.element(a, b.mul(s, lda))
         a_vecs = [t.load_vector(t.element(a_row, v * lanes)) for v in range(mv)]
-        return [[b.call(t.fma, [a_vecs[v], xv, acc[k][v]]) for v in range(mv)]
-                for k, xv in enumerate(t.splat(b.load(t.element(base, off))) for base in bases)]
+        return [[b.call(t.fma, [a_vecs[v], xv, acc[j][v]]) for v in range(mv)]
+                for j, xv in enumerate(t.splat(b.load(t.element(base, off))) for base in bases)]
 
-    summed = t.reduction(steps, WEIGHT_TAPS, mv, step)
-    for k in range(WEIGHT_TAPS):
-        row = t.element(out, b.mul(t.const(k), ldo))
+    summed = t.reduction(steps, TILE_COLUMNS, mv, step)
+    for j in range(TILE_COLUMNS):
+        row = t.element(out, b.mul(t.const(j), ldo))
         for v in range(mv):
             slot = t.vector_at(t.element(row, v * lanes))
-            b.store(b.fadd(b.load(slot, align=itemsize), summed[k][v]), slot, align=itemsize)
+            b.store(b.fadd(b.load(slot, align=itemsize), summed[j][v]), slot, align=itemsize)
     b.ret_void()
     return t.fn
 
@@ -218,9 +221,9 @@ def _compile():
             for bits in WIDTHS:
                 _build_dispatch(module, _name(itemsize, bits),
                                 [_build_tile(module, itemsize, bits, nv) for nv in range(1, MAX_VECTORS + 1)])
-                _build_dispatch(module, _weight_name(itemsize, bits),
-                                [_build_weight_tile(module, itemsize, bits, mv)
-                                 for mv in range(1, MAX_WEIGHT_VECTORS + 1)])
+                _build_dispatch(module, _channel_name(itemsize, bits),
+                                [_build_channel_tile(module, itemsize, bits, mv)
+                                 for mv in range(1, MAX_CHANNEL_VECTORS + 1)])
         # 512-bit vectors stay whole even where LLVM's tuning for the CPU prefers 256-bit ones
         text = str(module).replace(") {", ') "min-legal-vector-width"="512" {')
         parsed = llvm.parse_assembly(text)
@@ -231,7 +234,7 @@ def _compile():
         engine.finalize_object()
         for itemsize in (4, 8):
             for bits in WIDTHS:
-                for name in (_name(itemsize, bits), _weight_name(itemsize, bits)):
+                for name in (_name(itemsize, bits), _channel_name(itemsize, bits)):
                     llvm.add_symbol(name, engine.get_function_address(name))
         return engine
     except Exception:  # noqa: BLE001 - any failure means: use the im2col path instead
@@ -253,10 +256,10 @@ def vectors_per_tile() -> int:
     return MAX_VECTORS if WIDE else 3
 
 
-def weight_vectors_per_tile() -> int:
-    """How many vectors of channels a weight-gradient tile may take here without spilling its sums
-    (WEIGHT_TAPS sums per vector, plus the vectors and one broadcast value)."""
-    return MAX_WEIGHT_VECTORS if WIDE else 1
+def channel_vectors_per_tile() -> int:
+    """How many vectors of channels a channel tile may take here without spilling its sums
+    (TILE_COLUMNS sums per vector, plus the vectors and one broadcast value)."""
+    return MAX_CHANNEL_VECTORS if WIDE else 1
 
 
 def lanes_for(width: int, dtype) -> int:
@@ -300,33 +303,36 @@ def tile(lanes, nv, x, xoff, taps, w, w_off, sums, ooff, dst, ldo, nm, bias, b_o
         _f32_256(*args)
 
 
-_WSIG = types.void(types.int64, types.int64, *[types.voidptr] * 2, types.int64, *[types.voidptr] * 3,
+_CSIG = types.void(types.int64, types.int64, *[types.voidptr] * 2, types.int64, *[types.voidptr] * 3,
                    types.int64)
-_w_f32_256 = types.ExternalFunction(_weight_name(4, 256), _WSIG)
-_w_f32_512 = types.ExternalFunction(_weight_name(4, 512), _WSIG)
-_w_f64_256 = types.ExternalFunction(_weight_name(8, 256), _WSIG)
-_w_f64_512 = types.ExternalFunction(_weight_name(8, 512), _WSIG)
+_c_f32_256 = types.ExternalFunction(_channel_name(4, 256), _CSIG)
+_c_f32_512 = types.ExternalFunction(_channel_name(4, 512), _CSIG)
+_c_f64_256 = types.ExternalFunction(_channel_name(8, 256), _CSIG)
+_c_f64_512 = types.ExternalFunction(_channel_name(8, 512), _CSIG)
 
 
 @njit(cache=True)
-def weight_tile(lanes, mv, steps, pos, a, a_off, lda, x, taps, t_off, out, o_off, ldo):
-    """out[o_off + t * ldo + j] += sum over q < steps of a[a_off + q * lda + j] * x[taps[t_off + t] + pos[q]]
-    for the WEIGHT_TAPS taps t and the mv * lanes channels j: the weight gradient of WEIGHT_TAPS taps
-    and mv vectors of output channels, summed over `steps` output positions (steps >= 1). The sums
-    run in registers (one FMA chain per lane, positions in order) and are added to out once."""
+def channel_tile(lanes, mv, steps, step_offsets, a, a_off, lda, x, column_offsets, c_off, out, o_off, ldo):
+    """out[o_off + j * ldo + i] += sum over s < steps of
+    a[a_off + s * lda + i] * x[column_offsets[c_off + j] + step_offsets[s]]
+    for the TILE_COLUMNS columns j and the mv * lanes channels i (steps >= 1). A GEMM microkernel
+    whose second operand is read from an image: the sums run in registers (one FMA chain per
+    output, s in order) and are added to out once. With the taps as columns and the output positions
+    as steps it is the weight gradient (a: the top gradient, positions x channels); with the output
+    positions as columns and the taps as steps, a convolution (a: the weights, taps x channels)."""
     size = x.itemsize
-    args = (mv, steps, pos.ctypes.data, a.ctypes.data + a_off * size, lda, x.ctypes.data,
-            taps.ctypes.data + t_off * 8, out.ctypes.data + o_off * size, ldo)
+    args = (mv, steps, step_offsets.ctypes.data, a.ctypes.data + a_off * size, lda, x.ctypes.data,
+            column_offsets.ctypes.data + c_off * 8, out.ctypes.data + o_off * size, ldo)
     wide = lanes * size == 64
     if size == 8:
         if wide:
-            _w_f64_512(*args)
+            _c_f64_512(*args)
         else:
-            _w_f64_256(*args)
+            _c_f64_256(*args)
     elif wide:
-        _w_f32_512(*args)
+        _c_f32_512(*args)
     else:
-        _w_f32_256(*args)
+        _c_f32_256(*args)
 
 
 def scratch(dtype) -> np.ndarray:

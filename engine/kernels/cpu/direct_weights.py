@@ -3,10 +3,10 @@ with any strides and dilations.
 
 Why: im2col + GEMM writes each image's column matrix and the BLAS copies it again into packed
 panels; for CIFAR10-quick that made the weight gradient the slowest part of the step. Here, as a
-GEMM microkernel would, a tile keeps the sums of WEIGHT_TAPS taps x up to three vectors of output
+GEMM microkernel would, a tile keeps the sums of TILE_COLUMNS taps x up to three vectors of output
 channels in registers and runs over the output positions of one image: each step reads one row of
 the top gradient transposed (positions x channels, copied once per image) and one value of the
-zero-bordered bottom per tap (engine.kernels.cpu.direct_tile.weight_tile).
+zero-bordered bottom per tap (engine.kernels.cpu.direct_tile.channel_tile, taps as its columns).
 
 It serves Convolution's weight gradient (values: the top gradient, source: the bottom) and
 Deconvolution's (values: the bottom, source: the top gradient), as the GEMM kernels in
@@ -22,7 +22,7 @@ from numba import njit, prange
 
 from engine.kernels.cpu import direct_tile
 from engine.kernels.cpu.direct import MAX_EXTRA_WORK, fill_bordered
-from engine.kernels.cpu.direct_tile import WEIGHT_TAPS, weight_tile
+from engine.kernels.cpu.direct_tile import TILE_COLUMNS, channel_tile
 from engine.kernels.cpu.threads import thread_count
 
 #: below this many output positions per image a tile's fixed costs (adding its sums out) dominate
@@ -36,12 +36,12 @@ def _padded(count: int, multiple: int) -> int:
 def suits(outputs: int, taps: int, positions: int, dtype) -> bool:
     """Whether the direct weight gradient pays for `outputs` channels per group x `taps` taps, each a
     sum over `positions` per image: not much more work than the GEMM's (the tiles compute whole
-    vectors of channels and WEIGHT_TAPS taps at a time), and enough positions."""
+    vectors of channels and TILE_COLUMNS taps at a time), and enough positions."""
     dtype = np.dtype(dtype)
     if not direct_tile.available() or dtype not in (np.float32, np.float64) or positions < MIN_POSITIONS:
         return False
     lanes = direct_tile.lanes_for(outputs, dtype)
-    return _padded(outputs, lanes) * _padded(taps, WEIGHT_TAPS) <= MAX_EXTRA_WORK * outputs * taps
+    return _padded(outputs, lanes) * _padded(taps, TILE_COLUMNS) <= MAX_EXTRA_WORK * outputs * taps
 
 
 @njit(cache=True)
@@ -71,8 +71,8 @@ def _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes
             c0 = 0
             for mt in range(n_mtiles):
                 mv = (chunks - c0) // (n_mtiles - mt)  # tiles of even size: 4 vectors as 2 + 2
-                for t0 in range(0, k_pad, WEIGHT_TAPS):
-                    weight_tile(lanes, mv, p, pos, at, c0 * lanes, mp, buf, taps, t0, flat_acc,
+                for t0 in range(0, k_pad, TILE_COLUMNS):
+                    channel_tile(lanes, mv, p, pos, at, c0 * lanes, mp, buf, taps, t0, flat_acc,
                                 (gi * k_pad + t0) * mp + c0 * lanes, mp)
                 c0 += mv
 
@@ -97,7 +97,7 @@ def accumulate(values: np.ndarray, src: np.ndarray, group: int, wd: np.ndarray, 
     hp, wp = (ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1
     c, ky, kx = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
     k = cg * kh * kw
-    taps = np.zeros(_padded(k, WEIGHT_TAPS), np.int64)  # padded taps read the first value, unused
+    taps = np.zeros(_padded(k, TILE_COLUMNS), np.int64)  # padded taps read the first value, unused
     taps[:k] = (c * hp * wp + ky * dh * wp + kx * dw).reshape(-1)
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     pos = (oy * sh * wp + ox * sw).reshape(-1).astype(np.int64)
@@ -105,7 +105,7 @@ def accumulate(values: np.ndarray, src: np.ndarray, group: int, wd: np.ndarray, 
     n_threads = thread_count()
     acc = np.zeros((n_threads, group, taps.size, _padded(mg, lanes)), values.dtype)
     _batch(n_threads, np.ascontiguousarray(values).reshape(n, m_all, -1), np.ascontiguousarray(src), group,
-           pad[0], pad[1], hp, wp, taps, pos, lanes, direct_tile.weight_vectors_per_tile(), acc)
+           pad[0], pad[1], hp, wp, taps, pos, lanes, direct_tile.channel_vectors_per_tile(), acc)
     grad = wd.reshape(group, mg, k)
     for t in range(n_threads):
         grad += acc[t, :, :k, :mg].transpose(0, 2, 1)
