@@ -27,16 +27,18 @@ GEOMETRIES = [
 ]
 
 
-@pytest.fixture(params=["own choice", "256-bit", "512-bit"])
+@pytest.fixture(params=["own choice", "rows 256-bit", "rows 512-bit", "channels 256-bit", "channels 512-bit"])
 def forced(request, monkeypatch):
     """Force the direct kernels on for every shape; count the passes that took them. Run with the
-    vector width the rows choose, and with each width forced (the 512-bit tiles run correctly, if
-    split, on CPUs without AVX-512)."""
+    layout and vector width the shapes choose, and with each layout and width forced (the 512-bit
+    tiles run correctly, if split, on CPUs without AVX-512)."""
     assert direct_tile.available(), "the LLVM tile did not compile: the CPU convolution would be slow"
     if request.param != "own choice":
-        bits = int(request.param[:3])
-        lanes = {4: bits // 32, 8: bits // 64}
+        layout, bits = request.param.split()
+        lanes = {4: int(bits[:3]) // 32, 8: int(bits[:3]) // 64}
         monkeypatch.setattr(direct_tile, "lanes_for", lambda width, dtype: lanes[np.dtype(dtype).itemsize])
+        other = "_channel_work" if layout == "rows" else "_row_work"
+        monkeypatch.setattr(direct, other, lambda *shape_and_dtype: float("inf"))
     calls = {"data": [], "weights": []}
     real_run, real_accumulate = direct._run, direct_weights.accumulate
     monkeypatch.setattr(direct, "suits", lambda *shape_and_dtype: True)
@@ -142,12 +144,13 @@ def test_rows_choose_the_vector_width_that_wastes_least():
 
 
 def test_the_direct_kernels_take_only_the_shapes_where_they_pay():
-    assert direct.suits(800, 16, 16, 256, np.float32)
-    assert not direct.suits(direct.MIN_TAPS - 1, 16, 16, 256, np.float32)  # too few taps per output
-    assert not direct.suits(800, 16, 4, 64, np.float32)  # half of every vector past the row's end
-    assert direct.suits(800, 16, 4, 64, np.float64)  # four lanes of float64
-    assert not direct.suits(800, 12, 12, 64, np.float64)  # a transposed pass over mostly zeros
-    assert not direct.suits(800, 16, 16, 256, np.int32)
+    f32, f64 = np.float32, np.float64
+    assert direct.suits(800, 32, 16, 16, 256, f32)  # CIFAR10-quick conv2
+    assert direct.suits(800, 64, 8, 8, 64, f32)  # its conv3: rows of 8, 64 channels
+    assert not direct.suits(direct.MIN_TAPS - 1, 32, 16, 16, 256, f32)  # too few taps per output
+    assert not direct.suits(800, 5, 16, 4, 64, f32)  # 5 channels, rows of 4: most lanes empty either way
+    assert not direct.suits(800, 12, 12, 12, 64, f64)  # a transposed pass over mostly zeros
+    assert not direct.suits(800, 32, 16, 16, 256, np.int32)
 
 
 def test_cifar10_quick_and_lenet_take_the_direct_kernels_where_they_measured_faster():
@@ -159,11 +162,17 @@ def test_cifar10_quick_and_lenet_take_the_direct_kernels_where_they_measured_fas
                           channels * kernel * kernel, False)
 
     f32 = np.float32
-    cifar_conv2, lenet_conv2 = plan(32, 16, 5, 2), plan(20, 12, 5, 0)
-    assert cifar_conv2._direct_suits(32, 1, (16, 16), True, f32)  # forward
-    assert cifar_conv2._direct_suits(32, 1, (16, 16), True, f32)  # bottom gradient: 32 top channels
-    assert lenet_conv2._direct_suits(20, 1, (8, 8), True, f32)  # forward, 500 taps
-    assert not lenet_conv2._direct_suits(50, 1, (12, 12), True, f32)  # its bottom gradient: 2.25x the work
+    cifar_conv2, cifar_conv3, lenet_conv2 = plan(32, 16, 5, 2), plan(32, 8, 5, 2), plan(20, 12, 5, 0)
+    # (input channels, output channels per group, group, output size): forward, then bottom gradient
+    assert cifar_conv2._direct_suits(32, 32, 1, (16, 16), True, f32)
+    assert cifar_conv2._direct_suits(32, 32, 1, (16, 16), True, f32)  # 32 top channels into 32
+    assert cifar_conv3._direct_suits(32, 64, 1, (8, 8), True, f32)
+    assert cifar_conv3._direct_suits(64, 32, 1, (8, 8), True, f32)
+    assert lenet_conv2._direct_suits(20, 50, 1, (8, 8), True, f32)  # 500 taps
+    assert not lenet_conv2._direct_suits(50, 20, 1, (12, 12), True, f32)  # 2.25x the GEMM's work
+    if direct_tile.WIDE:  # rows of 16 fill a 512-bit vector; rows of 8 half of one
+        assert direct._row_work(32, 16, 16, f32) <= direct._channel_work(32, 16, 16, f32)
+        assert direct._channel_work(64, 8, 8, f32) < direct._row_work(64, 8, 8, f32)
 
 
 def _weight_gradient_reference(values, src, group, kernel, pad, stride, dilation, out_hw):

@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.cpu import direct_tile
-from engine.kernels.cpu.direct_tile import MAX_VECTORS, TILE_CHANNELS, tile
+from engine.kernels.cpu import direct_channels, direct_tile
+from engine.kernels.cpu.border import fill_bordered
+from engine.kernels.cpu.direct_tile import MAX_VECTORS, TILE_CHANNELS, TILE_COLUMNS, padded, tile
 from engine.kernels.cpu.threads import thread_count
 
 #: below this many taps per output (channels x kernel size) im2col + GEMM is faster: a tile's
@@ -34,32 +35,35 @@ MAX_EXTRA_WORK = 4 / 3
 BLOCK_BYTES = 256 * 1024
 
 
-def suits(taps: int, height: int, width: int, positions: int, dtype) -> bool:
-    """Whether the direct kernels pay for an output of height x width per channel, each a sum of
-    `taps` products, where im2col + GEMM would compute `positions` sums per channel: enough taps,
-    and not much more work than the GEMM's. The direct kernels compute whole vectors (lanes past a
-    row's end are wasted), and a transposed pass with little padding sums over many zeros that
-    col2im never adds."""
+def _full_lanes(dtype) -> int:
+    """Lanes of the widest vector the tiles use here."""
+    return (64 if direct_tile.WIDE else 32) // np.dtype(dtype).itemsize
+
+
+def _row_work(outputs: int, height: int, width: int, dtype) -> float:
+    """Multiply-adds per tap of the row tiles for `outputs` channels of height x width, counted in
+    lanes of the widest vector: whole tiles of channels, whole vectors per row."""
+    lanes = direct_tile.lanes_for(width, dtype)
+    return padded(outputs, TILE_CHANNELS) * height * padded(width, lanes) * _full_lanes(dtype) / lanes
+
+
+def _channel_work(outputs: int, height: int, width: int, dtype) -> float:
+    """The same for the channel tiles: whole vectors of channels, whole tiles of positions."""
+    lanes = direct_tile.lanes_for(outputs, dtype)
+    return padded(outputs, lanes) * padded(height * width, TILE_COLUMNS) * _full_lanes(dtype) / lanes
+
+
+def suits(taps: int, outputs: int, height: int, width: int, positions: int, dtype) -> bool:
+    """Whether the direct kernels pay for `outputs` channels of height x width, each a sum of `taps`
+    products, where im2col + GEMM would compute `positions` sums per channel: enough taps, and not
+    much more work than the GEMM's in the cheaper of the two layouts. Lanes past a row's end or past
+    the last channel are wasted, and a transposed pass with little padding sums over many zeros
+    that col2im never adds."""
     dtype = np.dtype(dtype)
     if not direct_tile.available() or taps < MIN_TAPS or dtype not in (np.float32, np.float64):
         return False
-    lanes = direct_tile.lanes_for(width, dtype)
-    return height * -(-width // lanes) * lanes <= MAX_EXTRA_WORK * positions
-
-
-@njit(cache=True)
-def fill_bordered(src, b, c0, channels, top, left, buf, hp, wp):
-    """buf (flat) as (channels, hp, wp) = src[b, c0 + c, y - top, x - left], zero outside src."""
-    h, w = src.shape[2], src.shape[3]
-    buf[:] = 0.0
-    x0, x1 = max(left, 0), min(left + w, wp)
-    y0, y1 = max(top, 0), min(top + h, hp)
-    for c in range(channels):
-        for y in range(y0, y1):
-            row = src[b, c0 + c, y - top]
-            base = (c * hp + y) * wp
-            for x in range(x0, x1):
-                buf[base + x] = row[x - left]
+    work = min(_row_work(outputs, height, width, dtype), _channel_work(outputs, height, width, dtype))
+    return work <= MAX_EXTRA_WORK * outputs * positions
 
 
 @njit(cache=True)
@@ -125,7 +129,8 @@ def _weight_tiles(w_groups: np.ndarray) -> np.ndarray:
 def _run(src: np.ndarray, w_groups: np.ndarray, group: int, bias: np.ndarray | None, dst: np.ndarray,
          kernel, dilation, top: int, left: int, stride_h: int) -> None:
     """dst (n, M, Ho, Wo) = correlation of src (n, C, H, W) bordered by (top, left) with the
-    (group, M/group, C/group * kh * kw) weights, taps in (channel, row, column) order."""
+    (group, M/group, C/group * kh * kw) weights, taps in (channel, row, column) order, by the row
+    tiles or the channel tiles (engine.kernels.cpu.direct_channels), whichever wastes fewer lanes."""
     if src.shape[0] == 0:
         return
     if not dst.flags.c_contiguous:
@@ -136,10 +141,17 @@ def _run(src: np.ndarray, w_groups: np.ndarray, group: int, bias: np.ndarray | N
     cg = src.shape[1] // group
     c, ky, kx = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
     taps = (c * hp * wp + ky * dh * wp + kx * dw).reshape(-1).astype(np.int64)
+    src = np.ascontiguousarray(src)
+    outputs = w_groups.shape[1]
+    if _channel_work(outputs, ho, wo, dst.dtype) < _row_work(outputs, ho, wo, dst.dtype):
+        lanes = direct_tile.lanes_for(outputs, dst.dtype)
+        direct_channels.correlate(src, w_groups, group, bias, dst, taps, top, left, stride_h, hp, wp, lanes,
+                                  direct_tile.channel_vectors_per_tile())
+        return
     bias_arr = np.zeros(dst.shape[1] + TILE_CHANNELS, src.dtype)  # a tile reads TILE_CHANNELS biases
     if bias is not None:
         bias_arr[: dst.shape[1]] = bias
-    _correlate_batch(thread_count(), np.ascontiguousarray(src), _weight_tiles(w_groups), taps, group, top,
+    _correlate_batch(thread_count(), src, _weight_tiles(w_groups), taps, group, top,
                      left, stride_h, hp, wp, bias_arr, bias is not None, dst, BLOCK_BYTES,
                      direct_tile.lanes_for(wo, dst.dtype), direct_tile.vectors_per_tile())
 

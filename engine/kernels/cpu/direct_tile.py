@@ -262,6 +262,24 @@ def channel_vectors_per_tile() -> int:
     return MAX_CHANNEL_VECTORS if WIDE else 1
 
 
+@njit(cache=True)
+def vector_groups(vectors, most):
+    """How many vectors of channels each channel tile takes to cover `vectors`, at most `most`
+    each, in tiles of even size (4 vectors as 2 + 2, not 3 + 1)."""
+    n_tiles = -(-vectors // most)
+    sizes = np.empty(n_tiles, np.int64)
+    done = 0
+    for i in range(n_tiles):
+        sizes[i] = (vectors - done) // (n_tiles - i)
+        done += sizes[i]
+    return sizes
+
+
+def padded(count: int, multiple: int) -> int:
+    """count rounded up to a multiple."""
+    return -(-count // multiple) * multiple
+
+
 def lanes_for(width: int, dtype) -> int:
     """Lanes per vector for output rows of `width`: 512-bit vectors where the CPU has them, unless a
     row then wastes so many lanes that two 256-bit vectors do as well (rows of 8 floats)."""

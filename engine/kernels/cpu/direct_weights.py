@@ -21,16 +21,13 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.cpu import direct_tile
-from engine.kernels.cpu.direct import MAX_EXTRA_WORK, fill_bordered
-from engine.kernels.cpu.direct_tile import TILE_COLUMNS, channel_tile
+from engine.kernels.cpu.border import fill_bordered
+from engine.kernels.cpu.direct import MAX_EXTRA_WORK
+from engine.kernels.cpu.direct_tile import TILE_COLUMNS, channel_tile, padded, vector_groups
 from engine.kernels.cpu.threads import thread_count
 
 #: below this many output positions per image a tile's fixed costs (adding its sums out) dominate
 MIN_POSITIONS = 16
-
-
-def _padded(count: int, multiple: int) -> int:
-    return -(-count // multiple) * multiple
 
 
 def suits(outputs: int, taps: int, positions: int, dtype) -> bool:
@@ -41,7 +38,7 @@ def suits(outputs: int, taps: int, positions: int, dtype) -> bool:
     if not direct_tile.available() or dtype not in (np.float32, np.float64) or positions < MIN_POSITIONS:
         return False
     lanes = direct_tile.lanes_for(outputs, dtype)
-    return _padded(outputs, lanes) * _padded(taps, TILE_COLUMNS) <= MAX_EXTRA_WORK * outputs * taps
+    return padded(outputs, lanes) * padded(taps, TILE_COLUMNS) <= MAX_EXTRA_WORK * outputs * taps
 
 
 @njit(cache=True)
@@ -62,15 +59,13 @@ def _share(t, n_threads, values, src, group, top, left, hp, wp, taps, pos, lanes
     buf = np.empty(cg * hp * wp, src.dtype)
     at = np.zeros((p, mp), src.dtype)
     flat_acc = acc.reshape(-1)
-    chunks = mp // lanes
-    n_mtiles = -(-chunks // max_mv)
+    sizes = vector_groups(mp // lanes, max_mv)
     for b in range(t, n, n_threads):
         for gi in range(group):
             fill_bordered(src, b, gi * cg, cg, top, left, buf, hp, wp)
             _transpose_into(values, b, gi * mg, mg, at)
             c0 = 0
-            for mt in range(n_mtiles):
-                mv = (chunks - c0) // (n_mtiles - mt)  # tiles of even size: 4 vectors as 2 + 2
+            for mv in sizes:
                 for t0 in range(0, k_pad, TILE_COLUMNS):
                     channel_tile(lanes, mv, p, pos, at, c0 * lanes, mp, buf, taps, t0, flat_acc,
                                 (gi * k_pad + t0) * mp + c0 * lanes, mp)
@@ -97,13 +92,13 @@ def accumulate(values: np.ndarray, src: np.ndarray, group: int, wd: np.ndarray, 
     hp, wp = (ho - 1) * sh + (kh - 1) * dh + 1, (wo - 1) * sw + (kw - 1) * dw + 1
     c, ky, kx = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
     k = cg * kh * kw
-    taps = np.zeros(_padded(k, TILE_COLUMNS), np.int64)  # padded taps read the first value, unused
+    taps = np.zeros(padded(k, TILE_COLUMNS), np.int64)  # padded taps read the first value, unused
     taps[:k] = (c * hp * wp + ky * dh * wp + kx * dw).reshape(-1)
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     pos = (oy * sh * wp + ox * sw).reshape(-1).astype(np.int64)
     lanes = direct_tile.lanes_for(mg, values.dtype)
     n_threads = thread_count()
-    acc = np.zeros((n_threads, group, taps.size, _padded(mg, lanes)), values.dtype)
+    acc = np.zeros((n_threads, group, taps.size, padded(mg, lanes)), values.dtype)
     _batch(n_threads, np.ascontiguousarray(values).reshape(n, m_all, -1), np.ascontiguousarray(src), group,
            pad[0], pad[1], hp, wp, taps, pos, lanes, direct_tile.channel_vectors_per_tile(), acc)
     grad = wd.reshape(group, mg, k)

@@ -1,0 +1,21 @@
+"""The zero-bordered copy of an image that the direct convolution kernels read (no bounds tests in
+their inner loops)."""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True)
+def fill_bordered(src, b, c0, channels, top, left, buf, hp, wp):
+    """buf (flat) as (channels, hp, wp) = src[b, c0 + c, y - top, x - left], zero outside src."""
+    h, w = src.shape[2], src.shape[3]
+    buf[:] = 0.0
+    x0, x1 = max(left, 0), min(left + w, wp)
+    y0, y1 = max(top, 0), min(top + h, hp)
+    for c in range(channels):
+        for y in range(y0, y1):
+            row = src[b, c0 + c, y - top]
+            base = (c * hp + y) * wp
+            for x in range(x0, x1):
+                buf[base + x] = row[x - left]
