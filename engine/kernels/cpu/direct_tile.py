@@ -1,12 +1,7 @@
-"""The register-tiled inner loops of the direct convolution, generated as LLVM IR and compiled for
-this CPU by llvmlite, then bound by symbol so numba kernels call it (and stay cacheable on disk),
-as engine.kernels.cpu.blas binds the BLAS.
-
-Why not numba: numba has no SIMD vector type, and LLVM does not keep a tile of accumulators in
-registers across a reduction loop written over arrays. Written here with explicit vectors, each
-step of the loop is a handful of loads and a dozen or more FMAs on registers, like a GEMM
-microkernel, but it reads its operand straight from the zero-bordered image instead of a column
-matrix.
+"""The register-tiled inner loops of the direct convolution, generated as LLVM IR
+(engine.kernels.cpu.llvm_tiles). Each step of a tile's loop is a handful of loads and a dozen or
+more FMAs on registers, like a GEMM microkernel, but it reads its operand straight from the
+zero-bordered image instead of a column matrix.
 
 Vectors are 256 bits (AVX2), and also 512 bits where the CPU has AVX-512: twice the multiply-adds
 per instruction, and 32 vector registers, so a tile holds up to six vectors per channel instead of
@@ -34,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
+from engine.kernels.cpu.llvm_tiles import TileFunction, build_dispatch, compile_module, host_has_avx512
+
 TILE_CHANNELS = 4
 #: the most vectors per channel a tile computes (32 vector registers: 24 sums, 6 inputs, 1 weight)
 MAX_VECTORS = 6
@@ -58,78 +55,9 @@ def _channel_name(itemsize: int, bits: int, mv: int | None = None) -> str:
     return base if mv is None else f"{base}_{mv}"
 
 
-class _TileFunction:
-    """One tile function being generated: its vector type and the pieces both tiles are made of."""
-
-    def __init__(self, module, itemsize: int, bits: int, name: str, args: str) -> None:
-        """args: one letter per argument, p a pointer to floats, q a pointer to int64, i an int64."""
-        from llvmlite import ir
-
-        self.ir = ir
-        real = ir.DoubleType() if itemsize == 8 else ir.FloatType()
-        self.itemsize, self.lanes = itemsize, bits // (8 * itemsize)
-        self.vec = ir.VectorType(real, self.lanes)
-        self.i64 = ir.IntType(64)
-        fma_name = f"llvm.fma.v{self.lanes}{_kind(itemsize)}"
-        self.fma = module.globals.get(fma_name) or ir.Function(
-            module, ir.FunctionType(self.vec, [self.vec] * 3), fma_name)
-        kinds = {"p": real.as_pointer(), "q": self.i64.as_pointer(), "i": self.i64}
-        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [kinds[c] for c in args]), name)
-        self.fn.linkage = "internal"
-        self.entry, self.loop, self.done = (self.fn.append_basic_block(n) for n in ("entry", "loop", "done"))
-        self.b = ir.IRBuilder(self.entry)
-
-    def const(self, value: int):
-        return self.ir.Constant(self.i64, value)
-
-    def element(self, pointer, *offsets):
-        """The address pointer[offsets[0]][offsets[1]]... (each an int64 value or a Python int)."""
-        for off in offsets:
-            pointer = self.b.gep(pointer, [self.const(off) if isinstance(off, int) else off])
-        return pointer
-
-    def vector_at(self, address):
-        """The address as a pointer to an unaligned vector."""
-        return self.b.bitcast(address, self.vec.as_pointer())
-
-    def load_vector(self, address):
-        return self.b.load(self.vector_at(address), align=self.itemsize)
-
-    def splat(self, scalar):
-        """A vector of `scalar` in every lane."""
-        ir = self.ir
-        undef = ir.Constant(self.vec, ir.Undefined)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
-        return self.b.shuffle_vector(self.b.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)),
-                                     undef, mask)
-
-    def reduction(self, count, rows: int, cols: int, step):
-        """rows x cols vector sums from zero over k = 0 .. count - 1 (count >= 1), in registers:
-        step(k, sums) gives the next sums. Leaves the builder in the done block; the final sums."""
-        b = self.b
-        b.branch(self.loop)
-        b.position_at_end(self.loop)
-        k = b.phi(self.i64)
-        k.add_incoming(self.const(0), self.entry)
-        zero = self.ir.Constant(self.vec, [0.0] * self.lanes)
-        sums = [[b.phi(self.vec) for _ in range(cols)] for _ in range(rows)]
-        for row in sums:
-            for value in row:
-                value.add_incoming(zero, self.entry)
-        summed = step(k, sums)
-        k_next = b.add(k, self.const(1))
-        k.add_incoming(k_next, self.loop)
-        for row, new_row in zip(sums, summed, strict=True):
-            for value, new in zip(row, new_row, strict=True):
-                value.add_incoming(new, self.loop)
-        b.cbranch(b.icmp_signed("<", k_next, count), self.loop, self.done)
-        b.position_at_end(self.done)
-        return summed
-
-
 def _build_tile(module, itemsize: int, bits: int, nv: int):
     """The convolution tile for exactly nv vectors of `bits` each (see the module doc)."""
-    t = _TileFunction(module, itemsize, bits, _name(itemsize, bits, nv), "pqqippqpiipi")
+    t = TileFunction(module, itemsize, bits, _name(itemsize, bits, nv), "pqqippqpiipi")
     x, xoff, taps, k_count, w, sums, ooff, dst, ldo, nm, bias, use_bias = t.fn.args
     b, lanes = t.b, t.lanes
     bases = [b.gep(x, [b.load(t.element(xoff, v))]) for v in range(nv)]
@@ -141,7 +69,7 @@ def _build_tile(module, itemsize: int, bits: int, nv: int):
         return [[b.call(t.fma, [xs[v], wv, acc[i][v]]) for v in range(nv)]
                 for i, wv in enumerate(t.splat(b.load(t.element(w_row, i))) for i in range(TILE_CHANNELS))]
 
-    summed = t.reduction(k_count, TILE_CHANNELS, nv, step)
+    summed = t.reduction(k_count, [[t.zeros()] * nv] * TILE_CHANNELS, step)
     with_bias = b.icmp_signed("!=", use_bias, t.const(0))
     offsets = [b.load(t.element(ooff, v)) for v in range(nv)]
     for i in range(TILE_CHANNELS):
@@ -159,7 +87,7 @@ def _build_tile(module, itemsize: int, bits: int, nv: int):
 
 def _build_channel_tile(module, itemsize: int, bits: int, mv: int):
     """The channel tile for exactly mv vectors of channels (see channel_tile)."""
-    t = _TileFunction(module, itemsize, bits, _channel_name(itemsize, bits, mv), "iqpipqpi")
+    t = TileFunction(module, itemsize, bits, _channel_name(itemsize, bits, mv), "iqpipqpi")
     steps, step_offsets, a, lda, x, column_offsets, out, ldo = t.fn.args
     b, lanes = t.b, t.lanes
     bases = [b.gep(x, [b.load(t.element(column_offsets, j))]) for j in range(TILE_COLUMNS)]
@@ -171,7 +99,7 @@ def _build_channel_tile(module, itemsize: int, bits: int, mv: int):
         return [[b.call(t.fma, [a_vecs[v], xv, acc[j][v]]) for v in range(mv)]
                 for j, xv in enumerate(t.splat(b.load(t.element(base, off))) for base in bases)]
 
-    summed = t.reduction(steps, TILE_COLUMNS, mv, step)
+    summed = t.reduction(steps, [[t.zeros()] * mv] * TILE_COLUMNS, step)
     for j in range(TILE_COLUMNS):
         row = t.element(out, b.mul(t.const(j), ldo))
         for v in range(mv):
@@ -181,69 +109,23 @@ def _build_channel_tile(module, itemsize: int, bits: int, mv: int):
     return t.fn
 
 
-def _build_dispatch(module, name: str, tiles) -> None:
-    """An exported function whose first argument n calls tiles[n - 1] with the rest."""
-    from llvmlite import ir
-
-    i64 = ir.IntType(64)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [i64, *tiles[0].function_type.args]), name)
-    count, *args = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    done = fn.append_basic_block("done")
-    switch = b.switch(count, done)
-    for n, tile_fn in enumerate(tiles, start=1):
-        block = fn.append_basic_block(f"n{n}")
-        switch.add_case(ir.Constant(i64, n), block)
-        b.position_at_end(block)
-        b.call(tile_fn, args)
-        b.branch(done)
-    b.position_at_end(done)
-    b.ret_void()
+def _build(module) -> list[str]:
+    """Every tile into module; the names to export."""
+    names = []
+    for itemsize in (4, 8):
+        for bits in WIDTHS:
+            build_dispatch(module, _name(itemsize, bits),
+                           [_build_tile(module, itemsize, bits, nv) for nv in range(1, MAX_VECTORS + 1)])
+            build_dispatch(module, _channel_name(itemsize, bits),
+                           [_build_channel_tile(module, itemsize, bits, mv)
+                            for mv in range(1, MAX_CHANNEL_VECTORS + 1)])
+            names += [_name(itemsize, bits), _channel_name(itemsize, bits)]
+    return names
 
 
-def _host_features() -> str:
-    import llvmlite.binding as llvm
-
-    return llvm.get_host_cpu_features().flatten()
-
-
-def _compile():
-    """Build and JIT every tile; the execution engine (kept alive by the caller), or None."""
-    try:
-        import llvmlite.binding as llvm
-        from llvmlite import ir
-
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        module = ir.Module("brewnet_direct_tiles")
-        module.triple = llvm.get_process_triple()
-        for itemsize in (4, 8):
-            for bits in WIDTHS:
-                _build_dispatch(module, _name(itemsize, bits),
-                                [_build_tile(module, itemsize, bits, nv) for nv in range(1, MAX_VECTORS + 1)])
-                _build_dispatch(module, _channel_name(itemsize, bits),
-                                [_build_channel_tile(module, itemsize, bits, mv)
-                                 for mv in range(1, MAX_CHANNEL_VECTORS + 1)])
-        # 512-bit vectors stay whole even where LLVM's tuning for the CPU prefers 256-bit ones
-        text = str(module).replace(") {", ') "min-legal-vector-width"="512" {')
-        parsed = llvm.parse_assembly(text)
-        parsed.verify()
-        machine = llvm.Target.from_triple(module.triple).create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=_host_features(), opt=3)
-        engine = llvm.create_mcjit_compiler(parsed, machine)
-        engine.finalize_object()
-        for itemsize in (4, 8):
-            for bits in WIDTHS:
-                for name in (_name(itemsize, bits), _channel_name(itemsize, bits)):
-                    llvm.add_symbol(name, engine.get_function_address(name))
-        return engine
-    except Exception:  # noqa: BLE001 - any failure means: use the im2col path instead
-        return None
-
-
-_ENGINE = _compile()
+_ENGINE = compile_module("brewnet_direct_tiles", _build)
 #: AVX-512: 512-bit vectors and 32 vector registers (else 256-bit vectors and 16 registers)
-WIDE = _ENGINE is not None and "+avx512f" in _host_features().split(",")
+WIDE = _ENGINE is not None and host_has_avx512()
 
 
 def available() -> bool:
