@@ -11,6 +11,7 @@ import numpy as np
 from engine import common
 from engine.blob import Blob
 from engine.errors import WiringError
+from engine.kernels.cpu import pool_tile
 from engine.kernels.cpu import pooling as kern
 from engine.layer import Layer, register_layer
 from engine.proto import caffe_pb2
@@ -144,7 +145,9 @@ class PoolingLayer(Layer):
         y = self._planes(top[0], top[0].data)
         if self.method == PP.MAX:
             mask = self._host_index("mask")
-            kern.max_forward(x, self.kh, self.kw, g.stride_h, g.stride_w, g.pad_h, g.pad_w, y, mask)
+            vectors = pool_tile.suits(g.stride_w, x.dtype) and y.dtype == x.dtype and y.flags.c_contiguous
+            (pool_tile if vectors else kern).max_forward(x, self.kh, self.kw, g.stride_h, g.stride_w, g.pad_h,
+                                                         g.pad_w, y, mask)
             if len(top) > 1:
                 top[1].data[...] = mask.reshape(self.out_shape)
         elif self.method == PP.AVE:

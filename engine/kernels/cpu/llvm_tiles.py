@@ -36,6 +36,11 @@ class TileFunction:
         self.entry, self.loop, self.done = (self.fn.append_basic_block(n) for n in ("entry", "loop", "done"))
         self.b = ir.IRBuilder(self.entry)
 
+    def export(self) -> str:
+        """Make the function visible outside the module (to register it as a symbol); its name."""
+        self.fn.linkage = ""
+        return self.fn.name
+
     def const(self, value: int):
         return self.ir.Constant(self.i64, value)
 
@@ -52,11 +57,12 @@ class TileFunction:
     def load_vector(self, address):
         return self.b.load(self.vector_at(address), align=self.itemsize)
 
-    def splat(self, scalar):
-        """A vector of `scalar` in every lane."""
+    def splat(self, scalar, vector_type=None):
+        """A vector (of vector_type, else the tile's) of `scalar` in every lane."""
         ir = self.ir
-        undef = ir.Constant(self.vec, ir.Undefined)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), self.lanes), [0] * self.lanes)
+        vector_type = vector_type or self.vec
+        undef = ir.Constant(vector_type, ir.Undefined)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), [0] * vector_type.count)
         return self.b.shuffle_vector(self.b.insert_element(undef, scalar, ir.Constant(ir.IntType(32), 0)),
                                      undef, mask)
 
