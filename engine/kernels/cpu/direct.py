@@ -13,7 +13,9 @@ Two operations, for Convolution and for Deconvolution alike:
   the kernel flipped and its channel axes swapped.
 Each output is one multiply-add chain over (input channel, kernel row, kernel column), Caffe's
 order of the GEMM's inner sum. The batch is split over numba's threads as in
-engine.kernels.cpu.conv (every n-th image per thread).
+engine.kernels.cpu.conv (every n-th image per thread). Rows too narrow to fill a vector go to the
+channel layout of engine.kernels.cpu.direct_channels instead; `suits` and `_run` weigh the lanes
+each layout wastes.
 """
 
 from __future__ import annotations

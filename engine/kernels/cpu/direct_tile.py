@@ -163,15 +163,14 @@ def padded(count: int, multiple: int) -> int:
 
 
 def lanes_for(width: int, dtype) -> int:
-    """Lanes per vector for output rows of `width`: 512-bit vectors where the CPU has them, unless a
-    row then wastes so many lanes that two 256-bit vectors do as well (rows of 8 floats)."""
+    """Lanes per vector for `width` values in a row (outputs along a row, or channels): 512-bit
+    vectors where the CPU has them, unless they then waste so many lanes that 256-bit vectors do
+    as well (rows of 8 floats)."""
     itemsize = np.dtype(dtype).itemsize
     narrow = 32 // itemsize
     if not WIDE:
         return narrow
-    wide = 2 * narrow
-    per_row_wide, per_row_narrow = -(-width // wide) * wide, -(-width // narrow) * narrow
-    return wide if per_row_wide < 1.5 * per_row_narrow else narrow
+    return 2 * narrow if padded(width, 2 * narrow) < 1.5 * padded(width, narrow) else narrow
 
 
 _SIG = types.void(types.int64, *[types.voidptr] * 3, types.int64, *[types.voidptr] * 4,
