@@ -10,11 +10,12 @@ from engine.kernels.cpu import direct, direct_tile, direct_weights
 from engine.kernels.cpu.direct_tile import MAX_VECTORS, TILE_CHANNELS, tile
 from tests.layers.test_conv_fastpaths import _assert_same, _pass
 
-# (convolution_param body, bottom shape): every one has unit width stride, so the direct forward
-# applies; the unit-stride ones take the direct transposed pass too. Partial vectors (widths not a
-# multiple of the lanes), widths under one vector, pad beyond the kernel's reach (the transposed
-# pass then starts inside the top gradient), dilation, groups with output channels not a multiple
-# of the tile, row stride 2, rectangular kernels, 1-D.
+# (convolution_param body, bottom shape): the direct forward applies to every one (column strides
+# above 1 in the channel layout); the unit-stride ones take the direct transposed pass too.
+# Partial vectors (widths not a multiple of the lanes), widths under one vector, pad beyond the
+# kernel's reach (the transposed pass then starts inside the top gradient), dilation, groups with
+# output channels not a multiple of the tile, row stride 2, column strides 2 and 3, rectangular
+# kernels, 1-D.
 GEOMETRIES = [
     ("num_output: 6 kernel_size: 5 pad: 2", (3, 4, 9, 19)),
     ("num_output: 5 kernel_size: 3 dilation: 2 pad: 1 group: 1", (2, 3, 8, 11)),
@@ -22,6 +23,8 @@ GEOMETRIES = [
     ("num_output: 10 kernel_size: 3 pad: 1 group: 2", (3, 4, 7, 9)),
     ("num_output: 4 kernel_h: 2 kernel_w: 4 pad_h: 1 pad_w: 2", (2, 3, 6, 17)),
     ("num_output: 4 kernel_size: 3 stride_h: 2 stride_w: 1 pad: 1", (3, 2, 9, 10)),
+    ("num_output: 5 kernel_size: 3 stride: 2 pad: 1", (2, 3, 9, 11)),  # column stride: channel tiles only
+    ("num_output: 4 kernel_h: 3 kernel_w: 4 stride_h: 1 stride_w: 3 dilation: 2", (2, 2, 8, 17)),
     ("num_output: 3 kernel_size: 3 pad: 1", (2, 5, 3)),
     ("num_output: 2 kernel_size: 3", (2, 3, 4, 3)),
 ]
@@ -55,8 +58,8 @@ def test_direct_conv_matches_the_generic_path(kind, body, shape, forced, monkeyp
     generic = _pass(kind, body, shape, False, monkeypatch)
     assert not forced["data"] and not forced["weights"]
     fast = _pass(kind, body, shape, True, monkeypatch)
-    unit = "stride_h: 2" not in body
-    assert len(forced["data"]) == (2 if unit else 1)  # forward and bottom gradient, or the unit-stride one
+    unit = "stride" not in body
+    assert len(forced["data"]) == (2 if unit else 1)  # forward and bottom gradient, or the forward
     assert len(forced["weights"]) == 1  # any strides
     _assert_same(generic, fast, 1e-12)
 
@@ -151,6 +154,8 @@ def test_the_direct_kernels_take_only_the_shapes_where_they_pay():
     assert not direct.suits(800, 5, 16, 4, 64, f32)  # 5 channels, rows of 4: most lanes empty either way
     assert not direct.suits(800, 12, 12, 12, 64, f64)  # a transposed pass over mostly zeros
     assert not direct.suits(800, 32, 16, 16, 256, np.int32)
+    assert direct.suits(363, 96, 55, 55, 3025, f32, stride_w=4)  # AlexNet conv1: channel tiles
+    assert not direct.suits(800, 5, 16, 4, 64, f32, stride_w=2)  # rows of 4, 5 channels: GEMM
 
 
 def test_cifar10_quick_and_lenet_take_the_direct_kernels_where_they_measured_faster():
@@ -164,12 +169,12 @@ def test_cifar10_quick_and_lenet_take_the_direct_kernels_where_they_measured_fas
     f32 = np.float32
     cifar_conv2, cifar_conv3, lenet_conv2 = plan(32, 16, 5, 2), plan(32, 8, 5, 2), plan(20, 12, 5, 0)
     # (input channels, output channels per group, group, output size): forward, then bottom gradient
-    assert cifar_conv2._direct_suits(32, 32, 1, (16, 16), True, f32)
-    assert cifar_conv2._direct_suits(32, 32, 1, (16, 16), True, f32)  # 32 top channels into 32
-    assert cifar_conv3._direct_suits(32, 64, 1, (8, 8), True, f32)
-    assert cifar_conv3._direct_suits(64, 32, 1, (8, 8), True, f32)
-    assert lenet_conv2._direct_suits(20, 50, 1, (8, 8), True, f32)  # 500 taps
-    assert not lenet_conv2._direct_suits(50, 20, 1, (12, 12), True, f32)  # 2.25x the GEMM's work
+    assert cifar_conv2._direct_suits(32, 32, 1, (16, 16), 1, f32)
+    assert cifar_conv2._direct_suits(32, 32, 1, (16, 16), 1, f32)  # 32 top channels into 32
+    assert cifar_conv3._direct_suits(32, 64, 1, (8, 8), 1, f32)
+    assert cifar_conv3._direct_suits(64, 32, 1, (8, 8), 1, f32)
+    assert lenet_conv2._direct_suits(20, 50, 1, (8, 8), 1, f32)  # 500 taps
+    assert not lenet_conv2._direct_suits(50, 20, 1, (12, 12), 1, f32)  # 2.25x the GEMM's work
     if direct_tile.WIDE:  # rows of 16 fill a 512-bit vector; rows of 8 half of one
         assert direct._row_work(32, 16, 16, f32) <= direct._channel_work(32, 16, 16, f32)
         assert direct._channel_work(64, 8, 8, f32) < direct._row_work(64, 8, 8, f32)

@@ -253,28 +253,29 @@ class ColumnPlan:
         """arr (n, C, ...) as (n, C, H, W) with the given (H, W)."""
         return arr.reshape(arr.shape[0], arr.shape[1], *spatial)
 
-    def _direct_suits(self, in_channels: int, outputs: int, group: int, out_hw, strides, dtype) -> bool:
+    def _direct_suits(self, in_channels: int, outputs: int, group: int, out_hw, stride_w: int, dtype) -> bool:
         g = self.geometry
         planar = self.mode in (MODE_2D_UNIT, MODE_2D)
         taps = in_channels // group * g[1] * g[2]
         positions = self.col_shape[3] * self.col_shape[4]  # each column row's sums in the GEMM path
-        return planar and strides and direct.suits(taps, outputs, *out_hw, positions, dtype)
+        return planar and direct.suits(taps, outputs, *out_hw, positions, dtype, stride_w)
 
     def _direct_forward(self, images: np.ndarray, w: np.ndarray, group: int, bias, out: np.ndarray) -> bool:
-        """out = conv(images) by the direct kernels, if they suit this geometry (width stride 1)."""
+        """out = conv(images) by the direct kernels, if they suit this geometry."""
         g, out_hw = self.geometry, self.col_shape[3:]
         outputs = w.shape[0] // group
-        if not self._direct_suits(self.image_shape[0], outputs, group, out_hw, g[8] == 1, out.dtype):
+        if not self._direct_suits(self.image_shape[0], outputs, group, out_hw, g[8], out.dtype):
             return False
         src = self._planar(images, self.image_shape[2:])
-        direct.correlate(src, w, group, bias, self._planar(out, out_hw), g[1:3], g[4:6], g[7], g[10:12])
+        direct.correlate(src, w, group, bias, self._planar(out, out_hw), g[1:3], g[4:6], g[7:9], g[10:12])
         return True
 
     def _direct_backward(self, values: np.ndarray, w: np.ndarray, group: int, bias,
                          images: np.ndarray) -> bool:
         """images = conv^T(values) by the direct kernels, if they suit this geometry (unit strides)."""
         g, img_hw = self.geometry, self.image_shape[2:]
-        if not self._direct_suits(values.shape[1], w.shape[1], group, img_hw, g[7:9] == (1, 1), images.dtype):
+        if g[7:9] != (1, 1) or not self._direct_suits(values.shape[1], w.shape[1], group, img_hw, 1,
+                                                      images.dtype):
             return False
         direct.correlate_transposed(self._planar(values, self.col_shape[3:]), w, group, bias,
                                     self._planar(images, img_hw), g[1:3], g[4:6], g[10:12])

@@ -1,5 +1,4 @@
-"""Direct convolution on the CPU for 2-D (and 1-D) geometries with unit stride along the width:
-no column matrix.
+"""Direct convolution on the CPU for 2-D (and 1-D) geometries: no column matrix.
 
 Why: im2col + GEMM writes each image's column matrix, and the BLAS then copies it again into
 its packed panels; for CIFAR10-quick's 5x5 convolutions those copies cost about a third of the
@@ -55,16 +54,23 @@ def _channel_work(outputs: int, height: int, width: int, dtype) -> float:
     return padded(outputs, lanes) * padded(height * width, TILE_COLUMNS) * _full_lanes(dtype) / lanes
 
 
-def suits(taps: int, outputs: int, height: int, width: int, positions: int, dtype) -> bool:
+def _rows_apply(stride_w: int) -> bool:
+    """The row tiles read a row's outputs as one contiguous vector: width stride 1 only."""
+    return stride_w == 1
+
+
+def suits(taps: int, outputs: int, height: int, width: int, positions: int, dtype, stride_w: int = 1) -> bool:
     """Whether the direct kernels pay for `outputs` channels of height x width, each a sum of `taps`
     products, where im2col + GEMM would compute `positions` sums per channel: enough taps, and not
-    much more work than the GEMM's in the cheaper of the two layouts. Lanes past a row's end or past
-    the last channel are wasted, and a transposed pass with little padding sums over many zeros
+    much more work than the GEMM's in the cheaper layout that applies. Lanes past a row's end or
+    past the last channel are wasted, and a transposed pass with little padding sums over many zeros
     that col2im never adds."""
     dtype = np.dtype(dtype)
     if not direct_tile.available() or taps < MIN_TAPS or dtype not in (np.float32, np.float64):
         return False
-    work = min(_row_work(outputs, height, width, dtype), _channel_work(outputs, height, width, dtype))
+    work = _channel_work(outputs, height, width, dtype)
+    if _rows_apply(stride_w):
+        work = min(work, _row_work(outputs, height, width, dtype))
     return work <= MAX_EXTRA_WORK * outputs * positions
 
 
@@ -129,25 +135,27 @@ def _weight_tiles(w_groups: np.ndarray) -> np.ndarray:
 
 
 def _run(src: np.ndarray, w_groups: np.ndarray, group: int, bias: np.ndarray | None, dst: np.ndarray,
-         kernel, dilation, top: int, left: int, stride_h: int) -> None:
+         kernel, dilation, top: int, left: int, stride) -> None:
     """dst (n, M, Ho, Wo) = correlation of src (n, C, H, W) bordered by (top, left) with the
-    (group, M/group, C/group * kh * kw) weights, taps in (channel, row, column) order, by the row
-    tiles or the channel tiles (engine.kernels.cpu.direct_channels), whichever wastes fewer lanes."""
+    (group, M/group, C/group * kh * kw) weights, taps in (channel, row, column) order, with strides
+    (row, column), by the row tiles (column stride 1) or the channel tiles
+    (engine.kernels.cpu.direct_channels), whichever wastes fewer lanes."""
     if src.shape[0] == 0:
         return
     if not dst.flags.c_contiguous:
         raise ValueError("the direct convolution writes a C-contiguous output")
-    (kh, kw), (dh, dw) = kernel, dilation
+    (kh, kw), (dh, dw), (stride_h, stride_w) = kernel, dilation, stride
     ho, wo = dst.shape[2], dst.shape[3]
-    hp, wp = (ho - 1) * stride_h + (kh - 1) * dh + 1, wo + (kw - 1) * dw
+    hp, wp = (ho - 1) * stride_h + (kh - 1) * dh + 1, (wo - 1) * stride_w + (kw - 1) * dw + 1
     cg = src.shape[1] // group
     c, ky, kx = np.meshgrid(np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij")
     taps = (c * hp * wp + ky * dh * wp + kx * dw).reshape(-1).astype(np.int64)
     src = np.ascontiguousarray(src)
     outputs = w_groups.shape[1]
-    if _channel_work(outputs, ho, wo, dst.dtype) < _row_work(outputs, ho, wo, dst.dtype):
+    if not _rows_apply(stride_w) or _channel_work(outputs, ho, wo, dst.dtype) < _row_work(outputs, ho, wo,
+                                                                                          dst.dtype):
         lanes = direct_tile.lanes_for(outputs, dst.dtype)
-        direct_channels.correlate(src, w_groups, group, bias, dst, taps, top, left, stride_h, hp, wp, lanes,
+        direct_channels.correlate(src, w_groups, group, bias, dst, taps, top, left, stride, hp, wp, lanes,
                                   direct_tile.channel_vectors_per_tile())
         return
     bias_arr = np.zeros(dst.shape[1] + TILE_CHANNELS, src.dtype)  # a tile reads TILE_CHANNELS biases
@@ -159,12 +167,12 @@ def _run(src: np.ndarray, w_groups: np.ndarray, group: int, bias: np.ndarray | N
 
 
 def correlate(src: np.ndarray, w: np.ndarray, group: int, bias: np.ndarray | None, dst: np.ndarray,
-              kernel, pad, stride_h: int, dilation) -> None:
+              kernel, pad, stride, dilation) -> None:
     """dst (n, M, Ho, Wo) = the convolution (Caffe's: a correlation) of src (n, C, H, W) with
-    w (M, C/group, kh, kw) (+ bias), width stride 1, any row stride; dst C-contiguous, overwritten."""
+    w (M, C/group, kh, kw) (+ bias), strides (row, column); dst C-contiguous, overwritten."""
     m = w.shape[0]
     w_groups = np.ascontiguousarray(w).reshape(group, m // group, -1)
-    _run(src, w_groups, group, bias, dst, kernel, dilation, pad[0], pad[1], stride_h)
+    _run(src, w_groups, group, bias, dst, kernel, dilation, pad[0], pad[1], stride)
 
 
 def correlate_transposed(src: np.ndarray, w: np.ndarray, group: int, bias: np.ndarray | None,
@@ -175,4 +183,5 @@ def correlate_transposed(src: np.ndarray, w: np.ndarray, group: int, bias: np.nd
     m, cg = w.shape[0], w.shape[1]
     flipped = np.ascontiguousarray(w).reshape(group, m // group, cg, kh, kw)[..., ::-1, ::-1]
     w_groups = np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(group, cg, -1)
-    _run(src, w_groups, group, bias, dst, kernel, dilation, (kh - 1) * dh - pad[0], (kw - 1) * dw - pad[1], 1)
+    _run(src, w_groups, group, bias, dst, kernel, dilation, (kh - 1) * dh - pad[0], (kw - 1) * dw - pad[1],
+         (1, 1))

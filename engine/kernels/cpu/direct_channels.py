@@ -1,5 +1,7 @@
 """The direct convolution vectorised along output channels: for output rows too narrow to fill
-a vector (CIFAR10-quick conv3's rows of 8 against 16 lanes; 7x7 and 4x4 maps of deeper nets).
+a vector (CIFAR10-quick conv3's rows of 8 against 16 lanes; 7x7 and 4x4 maps of deeper nets), and
+for column strides above 1 (AlexNet's conv1, ResNet's 7x7 stride 2), whose outputs are not
+contiguous along a row of the image.
 
 The rows of engine.kernels.cpu.direct would leave lanes empty there. Here a channel tile
 (engine.kernels.cpu.direct_tile.channel_tile, output positions as its columns, taps as its steps)
@@ -61,17 +63,17 @@ def _batch(n_threads, src, w_t, taps, pos, group, top, left, hp, wp, bias, use_b
 
 
 def correlate(src: np.ndarray, w_groups: np.ndarray, group: int, bias: np.ndarray | None, dst: np.ndarray,
-              taps: np.ndarray, top: int, left: int, stride_h: int, hp: int, wp: int, lanes: int,
+              taps: np.ndarray, top: int, left: int, stride, hp: int, wp: int, lanes: int,
               max_vectors: int) -> None:
     """dst (n, M, Ho, Wo) = correlation of src (n, C, H, W) bordered to (hp, wp) from (top, left) with
-    the (group, M/group, K) weights at the K tap offsets `taps`, width stride 1 (+ bias)."""
+    the (group, M/group, K) weights at the K tap offsets `taps`, strides (row, column) (+ bias)."""
     ho, wo = dst.shape[2], dst.shape[3]
     group_, outputs, k = w_groups.shape
     w_t = np.zeros((group_, k, padded(outputs, lanes)), w_groups.dtype)
     w_t[:, :, :outputs] = w_groups.transpose(0, 2, 1)
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     pos = np.zeros(padded(ho * wo, TILE_COLUMNS), np.int64)  # padded positions read the first value
-    pos[: ho * wo] = (oy * stride_h * wp + ox).reshape(-1)
+    pos[: ho * wo] = (oy * stride[0] * wp + ox * stride[1]).reshape(-1)
     bias_arr = np.zeros(dst.shape[1], src.dtype) if bias is None else np.ascontiguousarray(bias, src.dtype)
     _batch(thread_count(), src, w_t, taps, pos, group, top, left, hp, wp, bias_arr, bias is not None, dst,
            lanes, max_vectors)
