@@ -123,10 +123,11 @@ def _share(t, n_threads, x, sh, sw, ph, pw, top, mask, lanes, offsets, index_off
     flat_top, flat_mask = top.reshape(-1), mask.reshape(-1)
     rows, cols = min(height, hp - ph), min(width, wp - pw)
     for p in range(t, planes, n_threads):
+        plane = x[p]
         for y in range(rows):
-            start = (y + ph) * wp + pw
+            row, dst = plane[y], buf[(y + ph) * wp + pw :]  # views: the copy vectorises
             for c in range(cols):
-                buf[start + c] = x[p, y, c]
+                dst[c] = row[c]
         for oy in range(oh):
             for ox0 in range(0, ow, lanes):
                 base = (oy * sh - ph) * width + ox0 * sw - pw
