@@ -145,7 +145,8 @@ class PoolingLayer(Layer):
         y = self._planes(top[0], top[0].data)
         if self.method == PP.MAX:
             mask = self._host_index("mask")
-            vectors = pool_tile.suits(g.stride_w, x.dtype) and y.dtype == x.dtype and y.flags.c_contiguous
+            vectors = (pool_tile.suits(g.stride_w, y.shape[2], x.dtype) and y.dtype == x.dtype
+                       and y.flags.c_contiguous)
             (pool_tile if vectors else kern).max_forward(x, self.kh, self.kw, g.stride_h, g.stride_w, g.pad_h,
                                                          g.pad_w, y, mask)
             if len(top) > 1:

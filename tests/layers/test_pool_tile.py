@@ -39,7 +39,7 @@ def _both(x, kernel, stride, pad):
 @pytest.mark.parametrize("planes, height, width, kernel, stride, pad", SHAPES)
 def test_tiles_give_caffes_maxima_and_argmax(bits, dtype, planes, height, width, kernel, stride, pad,
                                               monkeypatch):
-    assert pool_tile.suits(stride[1], dtype), "the MAX-pool tiles did not compile"
+    assert pool_tile._ENGINE is not None, "the MAX-pool tiles did not compile"
     monkeypatch.setattr(direct_tile, "lanes_for", lambda w, dt: bits // 8 // np.dtype(dt).itemsize)
     rng = np.random.default_rng(11)
     x = rng.integers(-3, 4, size=(planes, height, width)).astype(dtype)  # many ties
@@ -52,10 +52,11 @@ def test_tiles_give_caffes_maxima_and_argmax(bits, dtype, planes, height, width,
     assert (mask[1] == -1).all() and (top[1] == -np.finfo(np.float32).max).all()
 
 
-def test_tiles_take_column_strides_one_and_two_of_floats():
-    assert pool_tile.suits(1, np.float32) and pool_tile.suits(2, np.float64)
-    assert not pool_tile.suits(3, np.float32)
-    assert not pool_tile.suits(2, np.int32)
+def test_tiles_take_column_strides_one_and_two_of_floats_in_rows_of_8_or_more():
+    assert pool_tile.suits(1, 16, np.float32) and pool_tile.suits(2, 8, np.float64)
+    assert not pool_tile.suits(3, 16, np.float32)
+    assert not pool_tile.suits(2, 16, np.int32)
+    assert not pool_tile.suits(2, pool_tile.MIN_WIDTH - 1, np.float32)
 
 
 def test_the_pooling_layer_runs_the_tiles_for_max_pooling(monkeypatch):
@@ -64,7 +65,8 @@ def test_the_pooling_layer_runs_the_tiles_for_max_pooling(monkeypatch):
     calls = []
     real = pool_tile.max_forward
     monkeypatch.setattr(pool_tile, "max_forward", lambda *args: calls.append(args[1:7]) or real(*args))
-    run(pool_layer("pool: MAX kernel_size: 3 stride: 2"), (2, 3, 9, 9))
+    run(pool_layer("pool: MAX kernel_size: 3 stride: 2"), (2, 3, 19, 19))
     assert calls == [(3, 3, 2, 2, 0, 0)]
-    run(pool_layer("pool: MAX kernel_size: 3 stride: 3"), (2, 3, 9, 9))  # column stride 3: scalar kernel
+    run(pool_layer("pool: MAX kernel_size: 3 stride: 3"), (2, 3, 40, 40))  # column stride 3: scalar kernel
+    run(pool_layer("pool: MAX kernel_size: 3 stride: 2"), (2, 3, 9, 9))  # rows of 4: scalar kernel
     assert len(calls) == 1
