@@ -24,7 +24,14 @@ from numba import njit, prange
 
 from engine.kernels.cpu import direct_channels, direct_tile
 from engine.kernels.cpu.border import fill_bordered
-from engine.kernels.cpu.direct_tile import MAX_VECTORS, TILE_CHANNELS, TILE_COLUMNS, padded, tile
+from engine.kernels.cpu.direct_tile import (
+    MAX_VECTORS,
+    SCRATCH_BYTES,
+    TILE_CHANNELS,
+    TILE_COLUMNS,
+    padded,
+    tile,
+)
 from engine.kernels.cpu.threads import thread_count
 
 #: below this many taps per output (channels x kernel size) im2col + GEMM is faster: a tile's
@@ -87,7 +94,7 @@ def _share(t, n_threads, src, w_tiles, taps, group, top, left, stride_h, hp, wp,
     tile_size = k * TILE_CHANNELS
     flat_w, flat_dst = w_tiles.reshape(-1), dst.reshape(-1)
     buf = np.empty(cg * hp * wp + lanes, src.dtype)
-    sums = np.empty(TILE_CHANNELS * MAX_VECTORS * 64 // src.itemsize, src.dtype)  # any width
+    sums = np.empty(SCRATCH_BYTES // src.itemsize, src.dtype)
     xoff = np.zeros(MAX_VECTORS, np.int64)
     ooff = np.zeros(MAX_VECTORS, np.int64)
     per_row = -(-wo // lanes)

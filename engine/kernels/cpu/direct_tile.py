@@ -34,6 +34,8 @@ from engine.kernels.cpu.llvm_tiles import TileFunction, build_dispatch, compile_
 TILE_CHANNELS = 4
 #: the most vectors per channel a tile computes (32 vector registers: 24 sums, 6 inputs, 1 weight)
 MAX_VECTORS = 6
+#: bytes of a row tile's output scratch, for any of its widths (64-byte vectors at most)
+SCRATCH_BYTES = TILE_CHANNELS * MAX_VECTORS * 64
 #: vector widths the tiles are generated for, in bits
 WIDTHS = (256, 512)
 #: columns (taps or output positions) per channel tile, and its most vectors of channels (24 sums)
@@ -236,4 +238,4 @@ def channel_tile(lanes, mv, steps, step_offsets, a, a_off, lda, x, column_offset
 
 def scratch(dtype) -> np.ndarray:
     """A tile's output scratch for dtype, for any of its widths."""
-    return np.empty(TILE_CHANNELS * MAX_VECTORS * 64 // np.dtype(dtype).itemsize, dtype)
+    return np.empty(SCRATCH_BYTES // np.dtype(dtype).itemsize, dtype)

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange, types
 
 from engine.kernels.cpu import direct_tile
-from engine.kernels.cpu.llvm_tiles import TileFunction, compile_module
+from engine.kernels.cpu.llvm_tiles import TileFunction, build_dispatch, compile_module
 from engine.kernels.cpu.threads import thread_count
 
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -26,8 +26,9 @@ STRIDES = (1, 2)
 WIDTHS = (256, 512)
 
 
-def _name(itemsize: int, bits: int, stride: int) -> str:
-    return f"brewnet_max_pool_{'f64' if itemsize == 8 else 'f32'}_{bits}_s{stride}"
+def _name(itemsize: int, bits: int, stride: int | None = None) -> str:
+    base = f"brewnet_max_pool_{'f64' if itemsize == 8 else 'f32'}_{bits}"
+    return base if stride is None else f"{base}_s{stride}"
 
 
 def _build_tile(module, itemsize: int, bits: int, stride: int):
@@ -54,13 +55,18 @@ def _build_tile(module, itemsize: int, bits: int, stride: int):
     b.store(best, t.vector_at(best_out), align=itemsize)
     b.store(arg, b.bitcast(arg_out, index_vec.as_pointer()), align=8)
     b.ret_void()
-    return t.export()
+    return t.fn
 
 
 def _build(module) -> list[str]:
-    """Every tile into module; their names."""
-    return [_build_tile(module, size, bits, stride)
-            for size in (4, 8) for bits in WIDTHS for stride in STRIDES]
+    """Every tile into module, exported per dtype and width with the stride (1 or 2) as the first
+    argument; their names."""
+    names = []
+    for size in (4, 8):
+        for bits in WIDTHS:
+            build_dispatch(module, _name(size, bits), [_build_tile(module, size, bits, s) for s in STRIDES])
+            names.append(_name(size, bits))
+    return names
 
 
 _ENGINE = compile_module("brewnet_max_pool_tiles", _build)
@@ -77,14 +83,10 @@ def suits(stride_w: int, out_width: int, dtype) -> bool:
             and np.dtype(dtype) in (np.float32, np.float64))
 
 
-_SIG = types.void(types.int64, types.voidptr, types.voidptr, types.voidptr, types.int64, types.voidptr,
-                  types.voidptr)
-_TILES = {(size, bits, s): types.ExternalFunction(_name(size, bits, s), _SIG)
-          for size in (4, 8) for bits in WIDTHS for s in STRIDES}
-_f32_256_1, _f32_256_2 = _TILES[4, 256, 1], _TILES[4, 256, 2]
-_f32_512_1, _f32_512_2 = _TILES[4, 512, 1], _TILES[4, 512, 2]
-_f64_256_1, _f64_256_2 = _TILES[8, 256, 1], _TILES[8, 256, 2]
-_f64_512_1, _f64_512_2 = _TILES[8, 512, 1], _TILES[8, 512, 2]
+_SIG = types.void(types.int64, types.int64, types.voidptr, types.voidptr, types.voidptr, types.int64,
+                  types.voidptr, types.voidptr)
+_f32_256, _f32_512 = (types.ExternalFunction(_name(4, bits), _SIG) for bits in WIDTHS)
+_f64_256, _f64_512 = (types.ExternalFunction(_name(8, bits), _SIG) for bits in WIDTHS)
 
 
 @njit(cache=True)
@@ -93,28 +95,18 @@ def max_tile(lanes, stride, offsets, index_offsets, buf, origin, base, best, arg
     windows whose first elements are buf[origin + j * stride]; window element k at offsets[k] from
     there, with plane index base + j * stride + index_offsets[k]."""
     size = buf.itemsize
-    args = (offsets.shape[0], offsets.ctypes.data, index_offsets.ctypes.data,
+    args = (stride, offsets.shape[0], offsets.ctypes.data, index_offsets.ctypes.data,
             buf.ctypes.data + origin * size, base, best.ctypes.data + out * size, arg.ctypes.data + out * 8)
     wide = lanes * size == 64
     if size == 4:
         if wide:
-            if stride == 2:
-                _f32_512_2(*args)
-            else:
-                _f32_512_1(*args)
-        elif stride == 2:
-            _f32_256_2(*args)
+            _f32_512(*args)
         else:
-            _f32_256_1(*args)
+            _f32_256(*args)
     elif wide:
-        if stride == 2:
-            _f64_512_2(*args)
-        else:
-            _f64_512_1(*args)
-    elif stride == 2:
-        _f64_256_2(*args)
+        _f64_512(*args)
     else:
-        _f64_256_1(*args)
+        _f64_256(*args)
 
 
 @njit(cache=True)
